@@ -1,0 +1,235 @@
+"""The FAQ bot: plain text in, a ``BotDecision`` out (pure, synchronous, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gateway.bot.classify import Rules, SmallTalk
+from gateway.bot.faq import FaqEntry
+from gateway.bot.index import Analyzer, FaqIndex, Ranked
+from gateway.bot.normalize import FillerStripper, clauses
+from gateway.bot.orders import extract_orders, strip_orders
+from gateway.bot.segment import Segmenter
+from gateway.bot.settings import BotSettings
+from gateway.bot.types import BotDecision, DecisionKind, Suggestion
+from gateway.model import Priority
+
+
+class FaqBot:
+    """Decides, for one customer message, between an answer, suggestions, small talk and a handoff.
+
+    Build it with ``FaqBot.build`` (CPU-bound: run it off the event loop); ``decide``
+    is then pure and fast, so a reload simply builds a new bot and swaps the reference.
+    """
+
+    def __init__(
+        self,
+        entries: Sequence[FaqEntry],
+        settings: BotSettings,
+        analyzer: Analyzer,
+        index: FaqIndex,
+        rules: Rules,
+    ) -> None:
+        self.settings = settings
+        self._entries = tuple(entries)
+        self._by_id = {e.id: e for e in self._entries}
+        self._analyzer = analyzer
+        self._index = index
+        self._rules = rules
+        self._vip_priority = Priority(settings.vip_priority)
+        # Exact texts (after normalization): a clicked suggestion always gets its answer.
+        # Questions first, so a question wins over another entry's identical paraphrase.
+        self._exact: dict[str, int] = {}
+        for i, e in enumerate(self._entries):
+            self._exact.setdefault("".join(clauses(e.question)), i)
+        for i, docs in enumerate(index.docs):
+            for d in docs[:1]:
+                self._exact.setdefault(d.text.compact, i)
+        for i, docs in enumerate(index.docs):
+            for d in docs[1:]:
+                self._exact.setdefault(d.text.compact, i)
+
+    @classmethod
+    def build(
+        cls,
+        entries: Sequence[FaqEntry],
+        settings: BotSettings | None = None,
+        *,
+        synonyms: Sequence[Sequence[str]] | None = None,
+    ) -> FaqBot:
+        """Build tokenizer and index (about a second, CPU only).
+
+        ``synonyms`` defaults to the groups of the FAQ file (``load_faq(...).synonyms``)
+        and is used together with ``settings.synonyms``.
+        """
+        settings = settings or BotSettings()
+        if synonyms is None:
+            synonyms = getattr(entries, "synonyms", ())
+        segmenter = Segmenter()
+        for e in entries:
+            for k in e.keywords:
+                segmenter.add_word("".join(clauses(k)))
+        fillers = FillerStripper(settings.fillers)
+        groups = [*synonyms, *settings.synonyms]
+        analyzer = Analyzer(segmenter, fillers, groups, settings.stop_words)
+        for e in entries:
+            for t in e.texts:
+                for c in analyzer.clauses(t):
+                    for w in segmenter.discover(c):
+                        segmenter.add_word(w, 2000)
+        index = FaqIndex(entries, analyzer)
+        rules = Rules(
+            handoff_phrases=settings.handoff_phrases,
+            urgent_words=settings.urgent_words,
+            high_words=settings.high_words,
+            skill_keywords=settings.skill_keywords,
+            greeting_words=settings.greeting_words,
+            thanks_words=settings.thanks_words,
+            bye_words=settings.bye_words,
+            fillers=settings.fillers,
+        )
+        return cls(entries, settings, analyzer, index, rules)
+
+    @property
+    def faq_count(self) -> int:
+        return len(self._entries)
+
+    def question_for(self, faq_id: str) -> str | None:
+        e = self._by_id.get(faq_id)
+        return e.question if e else None
+
+    def answer_for(self, faq_id: str) -> str | None:
+        e = self._by_id.get(faq_id)
+        return e.answer if e else None
+
+    def decide(self, text: str, *, vip: bool = False) -> BotDecision:
+        """Classify one customer message. Pure: same text, same decision."""
+        s = self.settings
+        orders = extract_orders(text)
+        body = strip_orders(text)
+        folded = "".join(clauses(body))
+        verdict = self._rules.priority(folded, vip=vip, vip_priority=self._vip_priority)
+        reasons: list[str] = [*verdict.reasons, *(f"order:{o}" for o in orders)]
+        priority = verdict.priority
+
+        handoff_words = self._rules.handoff.find(folded)
+        if handoff_words:
+            reasons.extend(f"handoff:{w}" for w in handoff_words)
+            return self._handoff(folded, priority, reasons, orders, [])
+        if priority is Priority.URGENT and s.handoff_on_urgent:
+            return self._handoff(
+                folded, priority, reasons, orders, self._index.rank(self._analyzer.analyze(body))
+            )
+
+        exact = self._exact.get(folded)
+        parts = self._analyzer.clauses(body)
+        q = self._analyzer.analyze_clauses(parts)
+        if exact is None and q.compact:
+            exact = self._exact.get(q.compact)
+        if exact is not None:
+            e = self._entries[exact]
+            return BotDecision(
+                DecisionKind.ANSWER,
+                text=e.answer,
+                faq=e.id,
+                skill=e.skill,
+                priority=priority,
+                reasons=(*reasons, f"faq:{e.id}", "exact"),
+                orders=orders,
+                score=1.0,
+            )
+
+        raw_parts = clauses(body)
+        if not q.compact or not parts:
+            talk = self._rules.small_talk(raw_parts)
+            if orders or talk is None:
+                reasons.append("no_question")
+                return self._handoff(folded, priority, reasons, orders, [])
+            return self._small_talk(talk, priority, reasons, orders)
+        talk = self._rules.small_talk(raw_parts)
+        if talk is not None:
+            return self._small_talk(talk, priority, reasons, orders)
+
+        ranked = self._index.rank(q)
+        top = ranked[0] if ranked else None
+        runner = ranked[1].score if len(ranked) > 1 else 0.0
+        if top is not None and top.score >= s.answer_threshold and top.score - runner >= s.min_margin:
+            e = self._entries[top.entry]
+            return BotDecision(
+                DecisionKind.ANSWER,
+                text=e.answer,
+                faq=e.id,
+                skill=e.skill,
+                priority=priority,
+                reasons=(*reasons, f"faq:{e.id}", f"score:{top.score:.2f}"),
+                orders=orders,
+                score=top.score,
+            )
+        if top is not None and top.score >= s.suggest_threshold:
+            floor = max(s.suggest_threshold, top.score - 0.25)
+            picks = [r for r in ranked if r.score >= floor][: s.max_suggestions]
+            return BotDecision(
+                DecisionKind.SUGGEST,
+                text=s.suggest_text,
+                suggestions=tuple(
+                    Suggestion(self._entries[r.entry].id, self._entries[r.entry].question) for r in picks
+                ),
+                skill=self._skill(folded, ranked),
+                priority=priority,
+                reasons=(*reasons, *(f"near:{self._entries[r.entry].id}" for r in picks)),
+                orders=orders,
+                score=top.score,
+            )
+        reasons.append("no_match")
+        return self._handoff(folded, priority, reasons, orders, ranked)
+
+    def _small_talk(
+        self, talk: SmallTalk, priority: Priority, reasons: list[str], orders: tuple[str, ...]
+    ) -> BotDecision:
+        s = self.settings
+        reply = {
+            SmallTalk.GREETING: s.greeting_reply,
+            SmallTalk.THANKS: s.thanks_reply,
+            SmallTalk.BYE: s.bye_reply,
+            SmallTalk.CHATTER: s.chatter_reply,
+        }[talk]
+        return BotDecision(
+            DecisionKind.SMALLTALK,
+            text=reply,
+            priority=priority,
+            reasons=(*reasons, f"smalltalk:{talk.value}"),
+            orders=orders,
+        )
+
+    def _handoff(
+        self,
+        folded: str,
+        priority: Priority,
+        reasons: list[str],
+        orders: tuple[str, ...],
+        ranked: list[Ranked],
+    ) -> BotDecision:
+        skill = self._skill(folded, ranked)
+        if skill:
+            reasons.append(f"skill:{skill}")
+        return BotDecision(
+            DecisionKind.HANDOFF,
+            text=self.settings.handoff_reply,
+            skill=skill,
+            priority=priority,
+            reasons=tuple(reasons),
+            orders=orders,
+            score=ranked[0].score if ranked else 0.0,
+        )
+
+    def _skill(self, folded: str, ranked: list[Ranked]) -> str:
+        """Keyword rules vote one per hit; a near-miss FAQ entry adds its skill's vote."""
+        votes: dict[str, float] = {s: float(len(w)) for s, w in self._rules.skill_hits(folded).items()}
+        if ranked and ranked[0].score >= self.settings.skill_hint_threshold:
+            hint = self._entries[ranked[0].entry].skill
+            if hint:
+                votes[hint] = votes.get(hint, 0.0) + 1.5
+        if not votes:
+            return ""
+        order = list(self._rules.skills)
+        return max(votes, key=lambda k: (votes[k], -order.index(k) if k in order else -len(order)))

@@ -1,0 +1,75 @@
+"""Text normalization shared by FAQ texts and customer messages.
+
+NFKC (full-width to half-width), lower case, traditional to simplified (zhconv:
+on our traditional test phrases it matched OpenCC's t2s on every word the FAQ
+cares about, is pure Python and already a dependency), punctuation and emoji
+to spaces, runs of a repeated character collapsed, polite fillers stripped at
+the edges of each clause.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+import zhconv
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Everything that is not a CJK ideograph, a latin letter or a digit separates clauses.
+_NOISE_RE = re.compile(rf"[^{_CJK}a-z0-9]+")
+_REPEAT_RE = re.compile(r"(\D)\1{2,}")  # 3+ of the same char (not digits: order numbers)
+_PARTICLE_REPEAT_RE = re.compile(r"([啊呀吗呢吧哦噢嘛哈啦呐哇额嗯])\1+")
+_SPACES_RE = re.compile(r"\s+")
+
+TRAILING_PARTICLES = "啊呀吗么呢吧哦噢嘛哈啦呐哇额嗯捏滴"
+
+
+@lru_cache(maxsize=4096)
+def to_simplified(text: str) -> str:
+    return str(zhconv.convert(text, "zh-cn"))
+
+
+def fold(text: str) -> str:
+    """NFKC + lower + simplified; keeps punctuation (used for phrase and order matching)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    if any("\u3400" <= ch <= "\ufaff" for ch in text):
+        text = to_simplified(text)
+    return text
+
+
+def clauses(text: str) -> list[str]:
+    """``fold`` the text and split it into clauses at punctuation, emoji and spaces."""
+    text = fold(text)
+    text = _REPEAT_RE.sub(r"\1", text)
+    text = _PARTICLE_REPEAT_RE.sub(r"\1", text)
+    return [c for c in _NOISE_RE.split(text) if c]
+
+
+class FillerStripper:
+    """Strips polite fillers (亲, 请问, 你好, 在吗 …) at the start and end of each clause."""
+
+    def __init__(self, fillers: Iterable[str]) -> None:
+        words = sorted({fold(f).strip() for f in fillers if f.strip()}, key=len, reverse=True)
+        alt = "|".join(re.escape(w) for w in words) or "(?!)"
+        self._lead = re.compile(rf"^(?:{alt})+")
+        self._trail = re.compile(rf"(?:{alt}|[{TRAILING_PARTICLES}])+$")
+
+    def strip(self, clause: str) -> str:
+        prev = None
+        while prev != clause:
+            prev = clause
+            clause = self._lead.sub("", clause)
+            clause = self._trail.sub("", clause)
+        return clause
+
+
+def compact(parts: Iterable[str]) -> str:
+    """Join clauses: no space between CJK, one space between latin/digit runs."""
+    out = ""
+    for p in parts:
+        if out and p and out[-1].isascii() and p[0].isascii():
+            out += " "
+        out += p
+    return _SPACES_RE.sub(" ", out).strip()
