@@ -1,0 +1,91 @@
+"""``gateway serve`` and ``gateway faq eval``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from gateway.config import load_config
+from gateway.errors import ConfigError
+
+DEFAULT_CONFIG = "configs/gateway.toml"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run(coro_main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional on odd platforms
+        asyncio.run(coro_main)
+        return
+    uvloop.run(coro_main)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.server.app import serve
+
+    try:
+        config = load_config(args.config).with_overrides(host=args.host, port=args.port, store=args.store)
+        if config.faq_path and not Path(config.faq_path).is_file():
+            raise ConfigError("bot.faq", f"file not found: {config.faq_path}")
+        from gateway.service.botholder import BotHolder
+
+        BotHolder(config.faq_path, config.bot)  # validates [bot] before anything listens
+        if args.check:
+            BotHolder(config.faq_path, config.bot).build()
+            print(f"config OK: {args.config}")
+            return 0
+    except ConfigError as e:
+        print(f"gateway: bad config: {e}", file=sys.stderr)
+        return 2
+    _setup_logging(args.log_level)
+    try:
+        _run(serve(config))
+    except ConfigError as e:
+        print(f"gateway: bad config: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"gateway: cannot start: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["faq", "eval"]:
+        from gateway.bot.eval import main as eval_main
+
+        return eval_main(argv[2:])
+    p = argparse.ArgumentParser(prog="gateway", description="Chat-routing and FAQ-bot gateway")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config (default {DEFAULT_CONFIG})")
+    s.add_argument("--host", help="listen address (overrides [server] host)")
+    s.add_argument("--port", type=int, help="listen port (overrides [server] port)")
+    s.add_argument("--store", help="memory:// or redis://host:port/db (overrides [store] url)")
+    s.add_argument("--log-level", default="info")
+    s.add_argument("--check", action="store_true", help="validate the config and FAQ, then exit")
+    f = sub.add_parser("faq", help="FAQ tools: gateway faq eval --faq FAQ CASES.jsonl [--json]")
+    f.add_argument("action", choices=["eval"])
+    args = p.parse_args(argv)
+    if args.cmd == "serve":
+        return cmd_serve(args)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

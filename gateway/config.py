@@ -1,0 +1,285 @@
+"""The one validated, frozen config object, built at start from a TOML file.
+
+Nothing else in the gateway reads files or environment variables for settings.
+A bad file raises ConfigError naming the key; the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+from gateway.model import AgentProfile
+
+
+@dataclass(slots=True, frozen=True)
+class AgentConfig:
+    profile: AgentProfile
+    token_sha256: str  # hex digest; plain tokens are hashed at load
+
+    @property
+    def id(self) -> str:
+        return self.profile.id
+
+
+@dataclass(slots=True, frozen=True)
+class Texts:
+    """Customer-facing texts (Chinese, configurable)."""
+
+    handoff: str = "正在为您转接人工客服，请稍候～"
+    sla_waiting: str = "当前咨询人数较多，您已进入排队，客服会尽快回复您，请耐心等待。"
+    closed_idle: str = "由于您长时间未回复，本次会话已结束。如需帮助请随时联系我们。"
+    greeting: str = ""  # optional first log entry of every new conversation
+    platform_survey: str = "本次服务已结束，请回复 1-5 为客服打分（5 分最满意）。"
+
+
+@dataclass(slots=True, frozen=True)
+class Limits:
+    customer_messages: int = 10
+    customer_window_s: float = 10.0
+    agent_messages: int = 60
+    agent_window_s: float = 10.0
+    hello_timeout_s: float = 10.0
+    max_frame_bytes: int = 64 * 1024
+    max_text_chars: int = 4000
+    send_queue: int = 1024  # frames buffered per socket before it is dropped as too slow
+
+
+@dataclass(slots=True, frozen=True)
+class RoutingConfig:
+    default_skill: str = "presale"
+    agent_grace_s: float = 60.0
+    customer_idle_close_s: float = 900.0
+    channel_skills: Mapping[str, str] = field(default_factory=dict)  # channel -> default skill
+    no_bot_channels: tuple[str, ...] = ()  # channels handed straight to people
+
+
+@dataclass(slots=True, frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    store_url: str = "memory://"
+    namespace: str = "default"
+    admin_token_sha256: str = ""
+    customer_secret: str = ""
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    ack_target_s: float = 30.0
+    limits: Limits = field(default_factory=Limits)
+    texts: Texts = field(default_factory=Texts)
+    agents: tuple[AgentConfig, ...] = ()
+    canned: tuple[str, ...] = ()
+    faq_path: str = ""
+    bot: Mapping[str, Any] = field(default_factory=dict)  # the raw [bot] table; the bot validates it
+    adapters: Mapping[str, Any] = field(default_factory=dict)  # raw [adapters] table
+    shops: tuple[Mapping[str, Any], ...] = ()  # raw [[shops]]; the adapters validate them
+    source: str = ""  # the file it came from
+
+    @property
+    def skills(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for a in self.agents:
+            for s in a.profile.skills:
+                seen[s] = None
+        seen.setdefault(self.routing.default_skill, None)
+        return tuple(seen)
+
+    def agent(self, agent_id: str) -> AgentConfig | None:
+        for a in self.agents:
+            if a.id == agent_id:
+                return a
+        return None
+
+    def with_overrides(self, *, host: str | None = None, port: int | None = None, store: str | None = None) -> Config:
+        return replace(
+            self,
+            host=host if host is not None else self.host,
+            port=port if port is not None else self.port,
+            store_url=store if store is not None else self.store_url,
+        )
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _table(d: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    v = d.get(key, {})
+    if not isinstance(v, dict):
+        raise ConfigError(f"{where}{key}", "must be a table")
+    return v
+
+
+def _str(d: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    v = d.get(key, default)
+    if not isinstance(v, str):
+        raise ConfigError(f"{where}.{key}", f"must be a string, got {type(v).__name__}")
+    return v
+
+
+def _num(d: Mapping[str, Any], key: str, where: str, default: float, *, minimum: float = 0.0) -> float:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ConfigError(f"{where}.{key}", f"must be a number, got {type(v).__name__}")
+    if v < minimum:
+        raise ConfigError(f"{where}.{key}", f"must be >= {minimum}, got {v}")
+    return float(v)
+
+
+def _int(d: Mapping[str, Any], key: str, where: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{where}.{key}", f"must be an integer, got {type(v).__name__}")
+    if v < minimum or (maximum is not None and v > maximum):
+        raise ConfigError(f"{where}.{key}", f"must be between {minimum} and {maximum}, got {v}")
+    return v
+
+
+def _str_list(d: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    v = d.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ConfigError(f"{where}.{key}", "must be a list of strings")
+    return tuple(v)
+
+
+def _token_hash(d: Mapping[str, Any], where: str, *, required: bool) -> str:
+    """A sha256 hex from ``token``, ``token_sha256`` or ``token_env`` (the env var's name)."""
+    if "token_sha256" in d:
+        h = _str(d, "token_sha256", where, "").lower()
+        if len(h) != 64 or any(ch not in "0123456789abcdef" for ch in h):
+            raise ConfigError(f"{where}.token_sha256", "must be 64 hex characters (sha256 of the token)")
+        return h
+    if "token_env" in d:
+        name = _str(d, "token_env", where, "")
+        value = os.environ.get(name, "")
+        if not value:
+            raise ConfigError(f"{where}.token_env", f"environment variable {name!r} is not set")
+        return sha256_hex(value)
+    token = _str(d, "token", where, "")
+    if not token:
+        if required:
+            raise ConfigError(f"{where}.token", "missing (give token, token_sha256 or token_env)")
+        return ""
+    return sha256_hex(token)
+
+
+_KNOWN_TOP = {"server", "store", "customers", "limits", "routing", "sla", "texts", "console", "bot", "agents", "shops", "adapters"}
+
+
+def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Config:
+    unknown = sorted(set(raw) - _KNOWN_TOP)
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown section (known: {', '.join(sorted(_KNOWN_TOP))})")
+    server = _table(raw, "server", "")
+    store = _table(raw, "store", "")
+    customers = _table(raw, "customers", "")
+    limits_t = _table(raw, "limits", "")
+    routing_t = _table(raw, "routing", "")
+    sla = _table(raw, "sla", "")
+    texts_t = _table(raw, "texts", "")
+    console = _table(raw, "console", "")
+    bot = _table(raw, "bot", "")
+    adapters = _table(raw, "adapters", "")
+
+    admin = _token_hash({k[6:]: v for k, v in server.items() if k.startswith("admin_")}, "server.admin", required=False)
+
+    channel_skills = _table(routing_t, "channel_skills", "routing.")
+    for ch, sk in channel_skills.items():
+        if not isinstance(sk, str) or not sk:
+            raise ConfigError(f"routing.channel_skills.{ch}", "must be a skill name")
+    routing = RoutingConfig(
+        default_skill=_str(routing_t, "default_skill", "routing", "presale"),
+        agent_grace_s=_num(routing_t, "agent_grace_s", "routing", 60.0),
+        customer_idle_close_s=_num(routing_t, "customer_idle_close_s", "routing", 900.0, minimum=1.0),
+        channel_skills=dict(channel_skills),
+        no_bot_channels=_str_list(routing_t, "no_bot_channels", "routing"),
+    )
+    if not routing.default_skill:
+        raise ConfigError("routing.default_skill", "must not be empty")
+
+    limits = Limits(
+        customer_messages=_int(limits_t, "customer_messages", "limits", 10, minimum=1),
+        customer_window_s=_num(limits_t, "customer_window_s", "limits", 10.0, minimum=0.001),
+        agent_messages=_int(limits_t, "agent_messages", "limits", 60, minimum=1),
+        agent_window_s=_num(limits_t, "agent_window_s", "limits", 10.0, minimum=0.001),
+        hello_timeout_s=_num(limits_t, "hello_timeout_s", "limits", 10.0, minimum=0.1),
+        send_queue=_int(limits_t, "send_queue", "limits", 1024, minimum=16),
+    )
+    defaults = Texts()
+    texts = Texts(**{k: _str(texts_t, k, "texts", getattr(defaults, k)) for k in Texts.__slots__})
+    unknown_texts = sorted(set(texts_t) - set(Texts.__slots__))
+    if unknown_texts:
+        raise ConfigError(f"texts.{unknown_texts[0]}", "unknown text key")
+
+    agents_raw = raw.get("agents", [])
+    if not isinstance(agents_raw, list):
+        raise ConfigError("agents", "must be an array of tables ([[agents]])")
+    agents: list[AgentConfig] = []
+    seen: set[str] = set()
+    for i, a in enumerate(agents_raw):
+        where = f"agents[{i}]"
+        if not isinstance(a, dict):
+            raise ConfigError(where, "must be a table")
+        aid = _str(a, "id", where, "")
+        if not aid or len(aid) > 64:
+            raise ConfigError(f"{where}.id", "must be a non-empty string of at most 64 characters")
+        if aid in seen:
+            raise ConfigError(f"{where}.id", f"duplicate agent id {aid!r}")
+        seen.add(aid)
+        skills = _str_list(a, "skills", where)
+        if not skills:
+            raise ConfigError(f"{where}.skills", "must list at least one skill")
+        capacity = _int(a, "capacity", where, 5, minimum=1, maximum=1000)
+        profile = AgentProfile(aid, _str(a, "name", where, aid) or aid, skills, capacity)
+        agents.append(AgentConfig(profile, _token_hash(a, where, required=True)))
+
+    shops_raw = raw.get("shops", [])
+    if not isinstance(shops_raw, list) or not all(isinstance(s, dict) for s in shops_raw):
+        raise ConfigError("shops", "must be an array of tables ([[shops]])")
+
+    faq = _str(bot, "faq", "bot", "")
+    faq_path = str((base_dir / faq).resolve()) if faq else ""
+    if faq_path and not Path(faq_path).is_file():
+        raise ConfigError("bot.faq", f"file not found: {faq_path}")
+
+    port = _int(server, "port", "server", 8080, minimum=0, maximum=65535)
+    return Config(
+        host=_str(server, "host", "server", "127.0.0.1"),
+        port=port,
+        store_url=_str(store, "url", "store", "memory://"),
+        namespace=_str(store, "namespace", "store", "default") or "default",
+        admin_token_sha256=admin,
+        customer_secret=_str(customers, "secret", "customers", ""),
+        routing=routing,
+        ack_target_s=_num(sla, "ack_target_s", "sla", 30.0, minimum=1.0),
+        limits=limits,
+        texts=texts,
+        agents=tuple(agents),
+        canned=_str_list(console, "canned", "console"),
+        faq_path=faq_path,
+        bot={k: v for k, v in bot.items() if k != "faq"},
+        adapters=dict(adapters),
+        shops=tuple(shops_raw),
+        source=source,
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError("config", f"file not found: {p}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("config", f"{p} is not valid TOML: {e}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError("config", f"cannot read {p}: {e}") from e
+    return parse_config(raw, p.parent, str(p))

@@ -1,0 +1,250 @@
+"""``/ws/agent``: sign-in, status, messages, transfer, close, typing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.errors import BadFrame, NotAssigned, ProtocolError, RateLimited, StoreUnavailable, Unavailable
+from gateway.model import AgentStatus, Conversation, ConvState
+from gateway.protocol import AGENT_TYPES, str_field, text_field
+from gateway.server.context import Context
+from gateway.server.socket import WsOutlet, error_for, frame_from, read_hello
+from gateway.service.delivery import Peer
+from gateway.service.metrics import METRICS
+from gateway.service.ratelimit import TokenBucket
+from gateway.service.tokens import check_token_sha256
+from gateway.store import agent_topic
+
+log = logging.getLogger("gateway.agent")
+
+
+def conversation_object(conv: Conversation, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The agent-side view of a conversation (PROTOCOL.md Agent step 4, plus ``meta``)."""
+    meta = conv.meta
+    return {
+        "id": conv.id,
+        "customer": {"id": conv.customer_id, "name": conv.customer_name},
+        "channel": conv.channel,
+        "skill": conv.skill,
+        "priority": conv.priority.value,
+        "messages": messages,
+        "meta": {k: v for k, v in meta.items() if k not in ("queued_at",)},
+        "created_at": conv.created_at,
+        "queued_at": meta.get("queued_at"),
+    }
+
+
+class AgentSession:
+    def __init__(self, ctx: Context, ws: web.WebSocketResponse) -> None:
+        self.ctx = ctx
+        self.ws = ws
+        self.outlet = WsOutlet(ws)
+        lim = ctx.config.limits
+        self.peer = Peer(Peer.AGENT, self.outlet, ctx.store.read_log, lim.send_queue)
+        self.peer.on_agent_event = self._on_agent_event
+        self.bucket = TokenBucket(lim.agent_messages, lim.agent_window_s, time.monotonic())
+        self.agent = ""
+        self.session = uuid.uuid4().hex
+        self.replaced = False
+
+    # ------------------------------------------------------------ bus events (a:<agent>)
+    def _on_agent_event(self, ev: dict[str, Any]) -> None:
+        t = ev.get("type")
+        if t == "assigned":
+            self.peer.call(lambda: self._assigned(str(ev["conversation"])))
+        elif t == "unassigned":
+            conv = str(ev["conversation"])
+
+            async def unassigned() -> None:
+                if conv in self.peer.watches:
+                    self.ctx.hub.unwatch(conv, self.peer)
+                    await self.outlet.send_frame(
+                        {"type": "unassigned", "conversation": conv, "reason": ev.get("reason", "reassigned")})
+
+            self.peer.call(unassigned)
+        elif t == "typing":
+            self.peer.send({"type": "typing", "conversation": ev.get("conversation")})
+        elif t == "_replaced" and ev.get("session") != self.session:
+            self.replaced = True
+            asyncio.get_running_loop().create_task(self.outlet.close(1000, "replaced by a new connection"))
+
+    async def _assigned(self, conv_id: str) -> None:
+        if conv_id in self.peer.watches:
+            return  # already listed (welcome raced with the pull)
+        conv = await self.ctx.store.get_conversation(conv_id)
+        if conv is None or conv.state is not ConvState.ASSIGNED or conv.agent != self.agent:
+            return  # stale: it moved on before we got here
+        self.ctx.hub.watch(conv_id, self.peer)
+        entries = await self.peer.catch_up(conv_id)
+        await self.outlet.send_frame({"type": "assigned", "conversation": conversation_object(conv, entries)})
+
+    async def _welcome(self) -> None:
+        ctx = self.ctx
+        state = await ctx.store.get_agent(self.agent)
+        assert state is not None
+        convs: list[dict[str, Any]] = []
+        for conv_id in state.held:
+            conv = await ctx.store.get_conversation(conv_id)
+            if conv is None or conv.agent != self.agent:
+                continue
+            ctx.hub.watch(conv_id, self.peer)
+            convs.append(conversation_object(conv, await self.peer.catch_up(conv_id)))
+        cfg = ctx.config
+        await self.outlet.send_frame({
+            "type": "welcome",
+            "agent": {"id": state.id, "name": state.name, "skills": list(state.skills), "capacity": state.capacity},
+            "conversations": convs,
+            "status": state.status.value,
+            "canned": list(cfg.canned),
+            "skills": list(cfg.skills),
+            "agents": [{"id": a.id, "name": a.profile.name, "skills": list(a.profile.skills)} for a in cfg.agents],
+        })
+
+    # ------------------------------------------------------------ hello
+    async def hello(self, frame: dict[str, Any]) -> bool:
+        ctx = self.ctx
+        agent_id, token = frame.get("agent"), frame.get("token")
+        status_raw = frame.get("status", "online")
+        cfg = ctx.config.agent(agent_id) if isinstance(agent_id, str) else None
+        if cfg is None or not isinstance(token, str) or not check_token_sha256(cfg.token_sha256, token):
+            await self.outlet.send_frame(error_for(ProtocolError("unknown agent or bad token", code="unauthorized")))
+            await self.outlet.close(4401, "unauthorized")
+            return False
+        if status_raw not in ("online", "away"):
+            await self.outlet.send_frame(error_for(BadFrame("status must be online or away")))
+            await self.outlet.close(4400, "bad hello")
+            return False
+        self.agent = cfg.id
+        old = ctx.hub.agents.get(self.agent)
+        ctx.hub.agents[self.agent] = self.peer
+        if old is not None:
+            old.on_agent_event = None
+            ctx.hub.drop(old)
+            await old.outlet.close(1000, "replaced by a new connection")
+        self.peer.call(self._welcome)
+        await ctx.service.agent_connected(self.agent, self.session, AgentStatus(status_raw))
+        await ctx.store.publish(agent_topic(self.agent), {"type": "_replaced", "session": self.session})
+        log.info("event=agent_connected agent=%s status=%s instance=%s", self.agent, status_raw, ctx.instance)
+        return True
+
+    # ------------------------------------------------------------ frames
+    def _conversation(self, frame: dict[str, Any]) -> str:
+        return str_field(frame, "conversation", max_chars=64)
+
+    async def on_frame(self, frame: dict[str, Any]) -> None:
+        t, fid = frame["type"], frame.get("id")
+        svc = self.ctx.service
+        if t == "typing":
+            conv = self._conversation(frame)
+            await svc.typing_from_agent(self.agent, conv)
+            return
+        if not self.bucket.allow(time.monotonic()):
+            raise RateLimited("too many frames, slow down", frame_id=fid)
+        if t == "message":
+            conv = self._conversation(frame)
+            text = text_field(frame, self.ctx.config.limits.max_text_chars)
+            res = await svc.agent_message(self.agent, conv, fid, text)
+            ack: dict[str, Any] = {"type": "ack", "seq": res.entry["seq"], "ts": res.entry["ts"]}
+            if fid is not None:
+                ack["id"] = fid
+            self.peer.send(ack)
+        elif t == "status":
+            status = frame.get("status")
+            if status not in ("online", "away"):
+                raise BadFrame("status must be online or away", frame_id=fid)
+            await svc.agent_status(self.agent, self.session, AgentStatus(status))
+            self._ack(fid)
+        elif t == "transfer":
+            conv = self._conversation(frame)
+            skill = str_field(frame, "skill", required=False, max_chars=64)
+            to_agent = str_field(frame, "agent", required=False, max_chars=64)
+            if bool(skill) == bool(to_agent):
+                raise BadFrame("transfer needs exactly one of skill or agent", frame_id=fid)
+            try:
+                await svc.agent_transfer(self.agent, conv, skill=skill, to_agent=to_agent)
+            except ProtocolError as e:
+                e.frame_id = fid
+                raise
+            self._ack(fid)
+        elif t == "close":
+            conv = self._conversation(frame)
+            resolution = frame.get("resolution", "resolved")
+            if resolution not in ("resolved", "unresolved"):
+                raise BadFrame("resolution must be resolved or unresolved", frame_id=fid)
+            try:
+                await svc.agent_close(self.agent, conv, resolution)
+            except NotAssigned as e:
+                e.frame_id = fid
+                raise
+            self._ack(fid)
+        elif t == "hello":
+            raise BadFrame("hello was already received", frame_id=fid)
+
+    def _ack(self, fid: str | None) -> None:
+        if fid is not None:
+            self.peer.send({"type": "ack", "id": fid, "ts": time.time()})
+
+    # ------------------------------------------------------------ loop
+    async def run(self) -> None:
+        ctx = self.ctx
+        hello = await read_hello(self.ws, AGENT_TYPES, ctx.config.limits.hello_timeout_s)
+        if hello is None:
+            return
+        self.peer.start()
+        ctx.peers.add(self.peer)
+        signed_in = False
+        try:
+            try:
+                signed_in = await self.hello(hello)
+            except (StoreUnavailable, OSError) as e:
+                log.warning("event=agent_hello_unavailable error=%r", e)
+                await self.outlet.send_frame(error_for(Unavailable("the service is unavailable, retry")))
+                await self.outlet.close(1011, "store unavailable")
+                return
+            if not signed_in:
+                return
+            async for msg in self.ws:
+                if msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
+                    break
+                fid: str | None = None
+                try:
+                    frame = frame_from(msg, AGENT_TYPES)
+                    fid = frame.get("id")
+                    await self.on_frame(frame)
+                except ProtocolError as e:
+                    if e.frame_id is None:
+                        e.frame_id = fid
+                    self.peer.send(error_for(e))
+                except (StoreUnavailable, ConnectionError, OSError) as e:
+                    METRICS.store_unavailable.inc()
+                    log.warning("event=store_unavailable agent=%s error=%r", self.agent, e)
+                    self.peer.send(error_for(Unavailable("nothing was stored, try again", frame_id=fid)))
+        finally:
+            ctx.peers.discard(self.peer)
+            ctx.hub.drop(self.peer)
+            if signed_in:
+                if ctx.hub.agents.get(self.agent) is self.peer:
+                    del ctx.hub.agents[self.agent]
+                if not self.replaced:
+                    try:
+                        await ctx.service.agent_disconnected(self.agent, self.session)
+                    except (StoreUnavailable, OSError) as e:
+                        log.warning("event=agent_disconnect_unrecorded agent=%s error=%r", self.agent, e)
+            await self.peer.stop()
+
+
+async def agent_ws(request: web.Request) -> web.StreamResponse:
+    ctx: Context = request.app["ctx"]
+    if not ctx.accepting:
+        raise web.HTTPServiceUnavailable(text="shutting down")
+    ws = web.WebSocketResponse(max_msg_size=ctx.config.limits.max_frame_bytes, heartbeat=30.0)
+    await ws.prepare(request)
+    await AgentSession(ctx, ws).run()
+    return ws

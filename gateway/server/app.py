@@ -1,0 +1,133 @@
+"""The aiohttp application and its lifecycle: start, timers, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.config import Config
+from gateway.errors import StoreUnavailable
+from gateway.server.agent import agent_ws
+from gateway.server.context import Context
+from gateway.server.customer import customer_ws
+from gateway.server.http import add_routes
+from gateway.service.botholder import BotHolder
+from gateway.service.conversations import ConversationService
+from gateway.service.delivery import Hub
+from gateway.store import open_store
+
+log = logging.getLogger("gateway.server")
+
+Startup = Callable[[Context, web.Application], Awaitable[None]]
+EXTRA_STARTUP: list[Startup] = []  # adapters register their routes / clients here
+
+
+async def timer_loop(ctx: Context, interval: float = 0.1) -> None:
+    """Claim due timers (grace, idle close, SLA) and fire them; any instance may claim any."""
+    while True:
+        try:
+            for key in await ctx.store.claim_due(time.time()):
+                try:
+                    await ctx.service.fire(key)
+                except Exception:
+                    log.exception("event=timer_failed key=%s", key)
+        except (StoreUnavailable, ConnectionError, OSError) as e:
+            log.warning("event=timer_loop_store_unavailable error=%r", e)
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(interval)
+
+
+async def build_app(config: Config, instance: str | None = None) -> web.Application:
+    instance = instance or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+    hub = Hub()
+    store = open_store(config.store_url, config.namespace, instance=instance)
+    bot = BotHolder(config.faq_path, config.bot)
+    service = ConversationService(config, store, bot, instance)
+    ctx = Context(config, store, service, hub, instance)
+    app = web.Application(client_max_size=1024 * 1024)
+    app["ctx"] = ctx
+    app.router.add_get("/ws/customer", customer_ws)
+    app.router.add_get("/ws/agent", agent_ws)
+    add_routes(app)
+    for extra in EXTRA_STARTUP:
+        await extra(ctx, app)
+
+    tasks: list[asyncio.Task[None]] = []
+
+    async def on_startup(app: web.Application) -> None:
+        await bot.load()
+        await store.start(hub.on_bus)
+        await service.start()
+        tasks.append(asyncio.create_task(timer_loop(ctx)))
+        log.info("event=started instance=%s store=%s faq_entries=%d", instance, config.store_url, bot.faq_count)
+
+    async def on_shutdown(app: web.Application) -> None:
+        await drain(ctx)
+
+    async def on_cleanup(app: web.Application) -> None:
+        for t in tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await store.close()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+async def drain(ctx: Context, timeout: float = 5.0) -> None:
+    """Stop accepting; tell every client to reconnect elsewhere (1012).
+
+    Agent sockets closing run the normal disconnect path (grace, then requeue),
+    so their conversations are handed over as if the agent had dropped.
+    """
+    ctx.accepting = False
+    peers = list(ctx.peers)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(
+            asyncio.gather(*[p.outlet.close(1012, "server restarting, reconnect") for p in peers],
+                           return_exceptions=True),
+            timeout,
+        )
+    log.info("event=drained sockets=%d", len(peers))
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads the FAQ."""
+    app = await build_app(config)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+    await site.start()
+    ctx: Context = app["ctx"]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def reload() -> None:
+        loop.create_task(ctx.service.bot.reload())
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    host, port = config.host, config.port
+    if runner.addresses:  # the bound port, when port=0 asked for any
+        host, port = runner.addresses[0][:2]
+    log.info("event=listening url=http://%s:%s", host, port)
+    print(f"gateway listening on http://{host}:{port}  (customer chat: http://{host}:{port}/ , "
+          f"agent console: http://{host}:{port}/console)", flush=True)
+    await stop.wait()
+    log.info("event=stopping")
+    try:
+        await asyncio.wait_for(runner.cleanup(), 10.0)
+    except TimeoutError:
+        log.warning("event=stop_timeout")

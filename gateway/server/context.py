@@ -1,0 +1,21 @@
+"""What every handler shares on one instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.config import Config
+from gateway.service.conversations import ConversationService
+from gateway.service.delivery import Hub, Peer
+from gateway.store import Store
+
+
+@dataclass(slots=True)
+class Context:
+    config: Config
+    store: Store
+    service: ConversationService
+    hub: Hub
+    instance: str
+    peers: set[Peer] = field(default_factory=set)  # every open socket, for shutdown
+    accepting: bool = True

@@ -1,0 +1,228 @@
+"""``/ws/customer``: hello/resume, messages, close, rate, typing."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.errors import BadFrame, ProtocolError, RateLimited, StoreUnavailable, Unavailable
+from gateway.model import ConvState, Entry
+from gateway.protocol import CUSTOMER_TYPES, text_field
+from gateway.server.context import Context
+from gateway.server.socket import WsOutlet, error_for, frame_from, read_hello
+from gateway.service.conversations import Opened
+from gateway.service.delivery import Peer
+from gateway.service.metrics import METRICS
+from gateway.service.ratelimit import TokenBucket
+from gateway.service.tokens import check_customer_signature
+
+log = logging.getLogger("gateway.customer")
+
+
+class CustomerSession:
+    def __init__(self, ctx: Context, ws: web.WebSocketResponse) -> None:
+        self.ctx = ctx
+        self.ws = ws
+        self.outlet = WsOutlet(ws)
+        lim = ctx.config.limits
+        self.peer = Peer(Peer.CUSTOMER, self.outlet, ctx.store.read_log, lim.send_queue)
+        self.peer.on_entry = self._seen
+        self.bucket = TokenBucket(lim.customer_messages, lim.customer_window_s, time.monotonic())
+        self.typing_bucket = TokenBucket(5, 5.0, time.monotonic())
+        self.customer = ""
+        self.name = ""
+        self.channel = "web"
+        self.vip = False
+        self.conversation = ""
+        self.closed = False  # the current conversation has closed
+        self.last_with_agent = ""  # the conversation a ``rate`` applies to
+
+    def _seen(self, conversation: str, entry: Entry) -> None:
+        t = entry.get("type")
+        if t == "assigned":
+            self.last_with_agent = conversation
+        elif t == "closed" and conversation == self.conversation:
+            self.closed = True
+
+    # ---------------------------------------------------------------- hello
+    async def hello(self, frame: dict[str, Any]) -> bool:
+        ctx = self.ctx
+        cust = frame.get("customer")
+        if cust is not None and not isinstance(cust, dict):
+            return await self._refuse(4400, "customer must be an object")
+        cust = cust or {}
+        cid, name = cust.get("id"), cust.get("name", "")
+        if cid is not None and (not isinstance(cid, str) or not cid or len(cid) > 64):
+            return await self._refuse(4400, "customer.id must be a string of 1-64 characters")
+        if not isinstance(name, str) or len(name) > 64:
+            return await self._refuse(4400, "customer.name must be a string of at most 64 characters")
+        channel = frame.get("channel", "web")
+        if not isinstance(channel, str) or not channel or len(channel) > 32:
+            return await self._refuse(4400, "channel must be a string of 1-32 characters")
+        secret = ctx.config.customer_secret
+        if cid and secret:
+            sig = frame.get("signature")
+            if not isinstance(sig, str) or not check_customer_signature(secret, cid, sig):
+                return await self._refuse(4401, "bad signature")
+        self.name, self.channel, self.vip = name, channel, cust.get("vip") is True
+        resume = frame.get("resume")
+        if resume is not None:
+            if not isinstance(resume, dict):
+                return await self._refuse(4400, "resume must be an object")
+            conv_id, token, after = resume.get("conversation"), resume.get("token"), resume.get("after", 0)
+            if not isinstance(conv_id, str) or not isinstance(token, str):
+                return await self._refuse(4401, "resume needs conversation and token")
+            if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+                return await self._refuse(4400, "resume.after must be a non-negative integer")
+            opened = await ctx.service.resume_conversation(conv_id, token, cid or "")
+            if opened is None:
+                return await self._refuse(4401, "resume token does not match")
+            self.customer = opened.conversation.customer_id
+            self._start(opened, after)
+            return True
+        self.customer = cid or f"anon-{uuid.uuid4().hex[:16]}"
+        self._start(await ctx.service.open_conversation(self.customer, name, channel), 0)
+        return True
+
+    async def _refuse(self, code: int, reason: str) -> bool:
+        await self.outlet.send_frame({"type": "error", "code": "unauthorized" if code == 4401 else "bad_frame",
+                                      "message": reason})
+        await self.outlet.close(code, reason)
+        return False
+
+    def _start(self, opened: Opened, after: int) -> None:
+        """Watch the conversation and send ``welcome`` from inside the peer's ordered task."""
+        conv = opened.conversation
+        self.conversation = conv.id
+        self.closed = conv.state is ConvState.CLOSED
+        if conv.had_agent:
+            self.last_with_agent = conv.id
+        self.ctx.hub.watch(conv.id, self.peer)
+        peer, store = self.peer, self.ctx.store
+
+        async def welcome() -> None:
+            entries = await store.read_log(conv.id, 0)
+            peer.watches[conv.id] = entries[-1]["seq"] if entries else 0
+            await self.outlet.send_frame({
+                "type": "welcome", "conversation": conv.id, "token": opened.token,
+                "customer": conv.customer_id, "messages": [e for e in entries if e["seq"] > after],
+            })
+
+        peer.call(welcome)
+
+    # ---------------------------------------------------------------- frames
+    async def on_frame(self, frame: dict[str, Any]) -> None:
+        t = frame["type"]
+        if t == "typing":
+            if self.typing_bucket.allow(time.monotonic()) and not self.closed:
+                await self.ctx.service.typing_from_customer(await self.ctx.store.get_conversation(self.conversation))
+            return
+        if not self.bucket.allow(time.monotonic()):
+            raise RateLimited("too many messages, slow down", frame_id=frame.get("id"))
+        if t == "message":
+            await self.on_message(frame)
+        elif t == "close":
+            if self.closed:
+                raise ProtocolError("the conversation is already closed", code="closed", frame_id=frame.get("id"))
+            await self.ctx.service.customer_close(self.conversation)
+            self.closed = True
+        elif t == "rate":
+            await self.on_rate(frame)
+        elif t == "hello":
+            raise BadFrame("hello was already received", frame_id=frame.get("id"))
+
+    async def on_message(self, frame: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        fid = frame.get("id")
+        text = text_field(frame, self.ctx.config.limits.max_text_chars)
+        svc = self.ctx.service
+        if self.closed:
+            await self._new_conversation()
+        res = await svc.customer_message(self.conversation, fid, text)
+        if res.refused:  # closed meanwhile (by the agent or the idle timer)
+            await self._new_conversation()
+            res = await svc.customer_message(self.conversation, fid, text)
+        ack: dict[str, Any] = {"type": "ack", "seq": res.entry["seq"], "ts": res.entry["ts"]}
+        if fid is not None:
+            ack["id"] = fid
+        self.peer.send(ack)
+        METRICS.ack_seconds.observe(time.perf_counter() - started)
+        if not res.duplicate:
+            await svc.after_customer_message(self.conversation, text, vip=self.vip)
+
+    async def _new_conversation(self) -> None:
+        self.ctx.hub.unwatch(self.conversation, self.peer)
+        opened = await self.ctx.service.open_conversation(self.customer, self.name, self.channel)
+        self._start(opened, 0)
+
+    async def on_rate(self, frame: dict[str, Any]) -> None:
+        fid = frame.get("id")
+        score, comment = frame.get("score"), frame.get("comment", "")
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise BadFrame("score must be an integer from 1 to 5", frame_id=fid)
+        if not isinstance(comment, str) or len(comment) > 500:
+            raise BadFrame("comment must be a string of at most 500 characters", frame_id=fid)
+        target = self.last_with_agent
+        if not target:
+            conv = await self.ctx.store.get_conversation(self.conversation)
+            target = conv.id if conv is not None and conv.had_agent else ""
+        if not target:
+            raise ProtocolError("no conversation with an agent to rate", code="not_found", frame_id=fid)
+        await self.ctx.service.rate(target, score, comment)
+        ack: dict[str, Any] = {"type": "ack", "ts": time.time()}
+        if fid is not None:
+            ack["id"] = fid
+        self.peer.send(ack)
+
+    # ---------------------------------------------------------------- loop
+    async def run(self) -> None:
+        ctx = self.ctx
+        hello = await read_hello(self.ws, CUSTOMER_TYPES, ctx.config.limits.hello_timeout_s)
+        if hello is None:
+            return
+        self.peer.start()
+        ctx.peers.add(self.peer)
+        METRICS.customers_connected.inc()
+        try:
+            try:
+                if not await self.hello(hello):
+                    return
+            except (StoreUnavailable, OSError) as e:
+                log.warning("event=hello_unavailable error=%r", e)
+                await self.outlet.send_frame(error_for(Unavailable("the service is unavailable, retry")))
+                await self.outlet.close(1011, "store unavailable")
+                return
+            async for msg in self.ws:
+                if msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
+                    break
+                fid: str | None = None
+                try:
+                    frame = frame_from(msg, CUSTOMER_TYPES)
+                    fid = frame.get("id")
+                    await self.on_frame(frame)
+                except ProtocolError as e:
+                    self.peer.send(error_for(e))
+                except (StoreUnavailable, ConnectionError, OSError) as e:
+                    METRICS.store_unavailable.inc()
+                    log.warning("event=store_unavailable conversation=%s error=%r", self.conversation, e)
+                    self.peer.send(error_for(Unavailable("nothing was stored, try again", frame_id=fid)))
+        finally:
+            METRICS.customers_connected.dec()
+            ctx.peers.discard(self.peer)
+            ctx.hub.drop(self.peer)
+            await self.peer.stop()
+
+
+async def customer_ws(request: web.Request) -> web.StreamResponse:
+    ctx: Context = request.app["ctx"]
+    if not ctx.accepting:
+        raise web.HTTPServiceUnavailable(text="shutting down")
+    ws = web.WebSocketResponse(max_msg_size=ctx.config.limits.max_frame_bytes, heartbeat=30.0)
+    await ws.prepare(request)
+    await CustomerSession(ctx, ws).run()
+    return ws

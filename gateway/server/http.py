@@ -1,0 +1,112 @@
+"""Plain HTTP: health, readiness, metrics, admin API, and the static pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.server.context import Context
+from gateway.service.metrics import METRICS
+from gateway.service.tokens import check_token_sha256
+
+STATIC = Path(__file__).parent / "static"
+
+
+def _bearer(request: web.Request) -> str:
+    auth = request.headers.get("Authorization", "")
+    return auth[7:].strip() if auth.startswith("Bearer ") else ""
+
+
+def require_admin(request: web.Request) -> None:
+    ctx: Context = request.app["ctx"]
+    if not check_token_sha256(ctx.config.admin_token_sha256, _bearer(request)):
+        raise web.HTTPUnauthorized(text='{"error":"unauthorized"}', content_type="application/json")
+
+
+def require_agent_or_admin(request: web.Request) -> None:
+    ctx: Context = request.app["ctx"]
+    token = _bearer(request)
+    if check_token_sha256(ctx.config.admin_token_sha256, token):
+        return
+    agent = ctx.config.agent(request.headers.get("X-Agent-Id", ""))
+    if agent is None or not check_token_sha256(agent.token_sha256, token):
+        raise web.HTTPUnauthorized(text='{"error":"unauthorized"}', content_type="application/json")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ctx: Context = request.app["ctx"]
+    try:
+        ok = ctx.accepting and await ctx.store.ping()
+    except Exception:
+        ok = False
+    return web.json_response({"ready": ok, "instance": ctx.instance}, status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(METRICS.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def faq_reload(request: web.Request) -> web.Response:
+    require_admin(request)
+    ctx: Context = request.app["ctx"]
+    ok, error, entries = await ctx.service.bot.reload()
+    if not ok:
+        return web.json_response({"ok": False, "error": error, "entries": entries}, status=422)
+    return web.json_response({"ok": True, "entries": entries})
+
+
+async def conversation(request: web.Request) -> web.Response:
+    require_admin(request)
+    ctx: Context = request.app["ctx"]
+    conv = await ctx.store.get_conversation(request.match_info["conv"])
+    if conv is None:
+        raise web.HTTPNotFound(text='{"error":"not_found"}', content_type="application/json")
+    body: dict[str, Any] = conv.to_dict()
+    body["messages"] = await ctx.store.read_log(conv.id, 0)
+    return web.json_response(body)
+
+
+async def stats(request: web.Request) -> web.Response:
+    require_agent_or_admin(request)
+    ctx: Context = request.app["ctx"]
+    lengths = await ctx.store.queue_lengths()
+    agents = await ctx.store.list_agents()
+    return web.json_response({
+        "queues": {s: lengths.get(s, 0) for s in sorted(set(ctx.config.skills) | set(lengths))},
+        "agents_online": sum(1 for a in agents if a.status.value == "online"),
+        "agents": [
+            {"id": a.id, "name": a.name, "status": a.status.value, "held": len(a.held), "capacity": a.capacity}
+            for a in agents
+        ],
+    })
+
+
+def _page(name: str) -> Any:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        path = STATIC / name
+        if not path.is_file():
+            raise web.HTTPNotFound(text=f"{name} is not built into this gateway")
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return handler
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/api/faq/reload", faq_reload)
+    app.router.add_get("/api/conversations/{conv}", conversation)
+    app.router.add_get("/api/stats", stats)
+    app.router.add_get("/", _page("index.html"))
+    app.router.add_get("/console", _page("console.html"))
+    app.router.add_get("/widget.js", _page("widget.js"))
+    if STATIC.is_dir():
+        app.router.add_static("/static/", STATIC, append_version=False)

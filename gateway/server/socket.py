@@ -1,0 +1,65 @@
+"""A websocket as a delivery outlet, and the frame-reading loop both roles share."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.errors import BadFrame, ProtocolError
+from gateway.protocol import encode, error_frame, parse_frame
+from gateway.service.metrics import METRICS
+
+
+class WsOutlet:
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        if not self.ws.closed:
+            await self.ws.send_str(encode(frame))
+
+    async def close(self, code: int, reason: str) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), 2.0)
+
+
+def error_for(e: ProtocolError) -> dict[str, Any]:
+    METRICS.errors.labels(e.code).inc()
+    return error_frame(e.code, e.message, e.frame_id)
+
+
+async def read_hello(
+    ws: web.WebSocketResponse, allowed: frozenset[str], timeout: float
+) -> dict[str, Any] | None:
+    """The first frame, which must be a valid ``hello``; closes 4408 / 4400 otherwise."""
+    try:
+        msg = await asyncio.wait_for(ws.receive(), timeout)
+    except TimeoutError:
+        await WsOutlet(ws).close(4408, "hello timeout")
+        return None
+    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+        return None
+    if msg.type is aiohttp.WSMsgType.ERROR:
+        return None  # aiohttp already closed it (1009 for an oversized frame)
+    try:
+        if msg.type is not aiohttp.WSMsgType.TEXT:
+            raise BadFrame("the first frame must be a text hello")
+        frame = parse_frame(msg.data, allowed)
+        if frame["type"] != "hello":
+            raise BadFrame("the first frame must be hello")
+    except ProtocolError as e:
+        await WsOutlet(ws).send_frame(error_for(e))
+        await WsOutlet(ws).close(4400, "bad hello")
+        return None
+    return frame
+
+
+def frame_from(msg: aiohttp.WSMessage, allowed: frozenset[str]) -> dict[str, Any]:
+    if msg.type is not aiohttp.WSMsgType.TEXT:
+        raise BadFrame("frames must be text frames holding one JSON object")
+    return parse_frame(msg.data, allowed)

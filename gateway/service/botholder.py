@@ -1,0 +1,52 @@
+"""Holds the current FAQ bot and swaps it atomically on reload."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.bot import BotSettings, FaqBot, load_faq
+from gateway.bot.types import BotDecision
+from gateway.errors import ConfigError
+
+log = logging.getLogger("gateway.bot")
+
+
+class BotHolder:
+    def __init__(self, faq_path: str, raw_settings: Mapping[str, Any]) -> None:
+        self.faq_path = faq_path
+        self.settings = BotSettings.from_mapping(raw_settings)
+        self._bot: FaqBot | None = None
+        self._lock = asyncio.Lock()
+
+    def build(self) -> FaqBot:
+        """Load the FAQ and build a bot (CPU work: call it off the event loop)."""
+        entries = load_faq(self.faq_path) if self.faq_path else []
+        return FaqBot.build(entries, self.settings)
+
+    async def load(self) -> int:
+        """Build in a thread and swap in; a bad file raises ConfigError and keeps the old bot."""
+        async with self._lock:
+            bot = await asyncio.to_thread(self.build)
+            self._bot = bot  # one reference swap: requests see the old bot or the new, never half
+            log.info("event=faq_loaded path=%s entries=%d", self.faq_path, bot.faq_count)
+            return bot.faq_count
+
+    async def reload(self) -> tuple[bool, str, int]:
+        try:
+            n = await self.load()
+        except ConfigError as e:
+            log.warning("event=faq_reload_failed error=%s", e)
+            return False, str(e), self.faq_count
+        return True, "", n
+
+    @property
+    def faq_count(self) -> int:
+        return self._bot.faq_count if self._bot is not None else 0
+
+    def decide(self, text: str, *, vip: bool = False) -> BotDecision:
+        if self._bot is None:
+            raise RuntimeError("the bot is not loaded")
+        return self._bot.decide(text, vip=vip)

@@ -1,0 +1,192 @@
+"""Local delivery: every log entry reaches every local socket watching its
+conversation, in seq order, without duplicates, whatever the bus did.
+
+The bus (memory listener or Redis pub/sub) only rings the bell. Each peer keeps
+the last seq it delivered per conversation; an entry at ``last + 1`` goes out,
+an older one is dropped, and a gap is filled from the log. One task per peer
+does all of it in order, so a slow peer never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from gateway.model import Entry
+from gateway.protocol import AGENT_HIDDEN_ENTRIES
+
+log = logging.getLogger("gateway.delivery")
+
+Frame = dict[str, Any]
+
+
+class Outlet(Protocol):
+    """Where a peer's frames go: a websocket, or a platform sender."""
+
+    async def send_frame(self, frame: Frame) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+LogReader = Callable[[str, int], Awaitable[list[Entry]]]
+
+
+class Peer:
+    """One local client session with an ordered, bounded inbox."""
+
+    CUSTOMER = "customer"
+    AGENT = "agent"
+
+    def __init__(self, kind: str, outlet: Outlet, read_log: LogReader, maxsize: int = 1024) -> None:
+        self.kind = kind
+        self.outlet = outlet
+        self._read_log = read_log
+        self.watches: dict[str, int] = {}  # conversation -> last seq delivered; -1 = not started
+        self.positions: dict[str, int] = {}  # last queue position sent per conversation
+        self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(maxsize)
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+        self.on_entry: Callable[[str, Entry], None] | None = None  # session hook (seen closed, assigned…)
+        self.on_agent_event: Callable[[Frame], None] | None = None  # agent sessions: a:<id> bus messages
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    # producers (sync, never block) ----------------------------------
+    def _push(self, item: tuple[Any, ...]) -> None:
+        if self.closed:
+            return
+        try:
+            self._inbox.put_nowait(item)
+        except asyncio.QueueFull:
+            # A consumer this slow cannot keep up; it resumes from the log.
+            self.closed = True
+            log.warning("event=peer_overflow kind=%s", self.kind)
+            asyncio.get_running_loop().create_task(self.outlet.close(1013, "too slow, reconnect and resume"))
+
+    def send(self, frame: Frame) -> None:
+        self._push(("frame", frame))
+
+    def call(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn`` inside this peer's ordered task (for replies that read the store)."""
+        self._push(("call", fn))
+
+    def offer(self, conversation: str, entry: Entry) -> None:
+        self._push(("entry", conversation, entry))
+
+    # consumer --------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            while True:
+                item = await self._inbox.get()
+                kind = item[0]
+                if kind == "frame":
+                    await self.outlet.send_frame(item[1])
+                elif kind == "entry":
+                    await self._deliver(item[1], item[2])
+                else:
+                    await item[1]()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the socket went away or the store failed: end this peer
+            log.info("event=peer_ended kind=%s error=%r", self.kind, e)
+            self.closed = True
+            with contextlib.suppress(Exception):
+                await self.outlet.close(1011, "delivery failed, reconnect and resume")
+
+    async def _deliver(self, conversation: str, entry: Entry) -> None:
+        last = self.watches.get(conversation)
+        if last is None or last < 0:
+            return  # not watched, or its start (which reads the log) is still queued
+        seq = int(entry["seq"])
+        if seq <= last:
+            return
+        entries = [entry] if seq == last + 1 else await self._read_log(conversation, last)
+        for e in entries:
+            if self.watches.get(conversation, -1) >= e["seq"]:
+                continue
+            self.watches[conversation] = e["seq"]
+            await self._emit(conversation, e)
+
+    async def _emit(self, conversation: str, entry: Entry) -> None:
+        if self.on_entry is not None:
+            self.on_entry(conversation, entry)
+        if self.kind == Peer.CUSTOMER:
+            if entry.get("from") == "customer":
+                return  # the customer has it already (it got the ack)
+            await self.outlet.send_frame(entry)
+        elif entry["type"] not in AGENT_HIDDEN_ENTRIES:
+            await self.outlet.send_frame({**entry, "conversation": conversation})
+
+    async def catch_up(self, conversation: str) -> list[Entry]:
+        """Start watching: return the whole log and deliver live from its end.
+
+        Call it from inside this peer's task (``call``) so nothing queued is lost.
+        """
+        entries = await self._read_log(conversation, 0)
+        self.watches[conversation] = entries[-1]["seq"] if entries else 0
+        return entries
+
+
+class Hub:
+    """This instance's registry of peers, fed by the store's bus listener."""
+
+    def __init__(self) -> None:
+        self.watchers: dict[str, set[Peer]] = {}
+        self.agents: dict[str, Peer] = {}
+
+    def watch(self, conversation: str, peer: Peer, last_seq: int = -1) -> None:
+        peer.watches.setdefault(conversation, last_seq)
+        self.watchers.setdefault(conversation, set()).add(peer)
+
+    def unwatch(self, conversation: str, peer: Peer) -> None:
+        peer.watches.pop(conversation, None)
+        peer.positions.pop(conversation, None)
+        peers = self.watchers.get(conversation)
+        if peers is not None:
+            peers.discard(peer)
+            if not peers:
+                del self.watchers[conversation]
+
+    def drop(self, peer: Peer) -> None:
+        for conversation in list(peer.watches):
+            self.unwatch(conversation, peer)
+
+    def on_bus(self, topic: str, payload: dict[str, Any]) -> None:
+        kind, _, key = topic.partition(":")
+        if kind == "c":
+            peers = self.watchers.get(key)
+            if not peers:
+                return
+            if "seq" in payload:
+                for p in peers:
+                    p.offer(key, payload)
+                return
+            to = payload.get("to", Peer.CUSTOMER)
+            frame = {k: v for k, v in payload.items() if k != "to"}
+            for p in peers:
+                if p.kind == to:
+                    p.send(frame)
+        elif kind == "q":
+            self._queue_moved(key, payload.get("queue", []))
+        elif kind == "a":
+            agent = self.agents.get(key)
+            if agent is not None and agent.on_agent_event is not None:
+                agent.on_agent_event(payload)
+
+    def _queue_moved(self, skill: str, queue: list[str]) -> None:
+        for i, conversation in enumerate(queue):
+            for p in self.watchers.get(conversation, ()):
+                if p.kind == Peer.CUSTOMER and p.positions.get(conversation) != i + 1:
+                    p.positions[conversation] = i + 1
+                    p.send({"type": "queued", "position": i + 1, "skill": skill})

@@ -1,0 +1,32 @@
+"""Prometheus metrics (one set per process, served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.messages = Counter("gateway_messages_total", "Messages stored", ["sender"], registry=r)
+        self.bot_decisions = Counter("gateway_bot_decisions_total", "Bot decisions", ["kind"], registry=r)
+        self.handoffs = Counter("gateway_handoffs_total", "Handoffs to people", ["skill", "priority"], registry=r)
+        self.assignments = Counter("gateway_assignments_total", "Conversations assigned to agents", registry=r)
+        self.conversations_opened = Counter("gateway_conversations_opened_total", "Conversations opened", registry=r)
+        self.conversations_closed = Counter("gateway_conversations_closed_total", "Conversations closed", registry=r)
+        self.ratings = Counter("gateway_ratings_total", "Ratings", ["score"], registry=r)
+        self.sla_waiting_notices = Counter(
+            "gateway_sla_waiting_notices_total", "Queued conversations past the ack target", registry=r
+        )
+        self.errors = Counter("gateway_errors_total", "Error frames sent", ["code"], registry=r)
+        self.customers_connected = Gauge("gateway_customers_connected", "Customer sockets", registry=r)
+        self.agents_connected = Gauge("gateway_agents_connected", "Agent sockets", registry=r)
+        self.ack_seconds = Histogram(
+            "gateway_ack_seconds", "Frame received to ack sent",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0), registry=r,
+        )
+        self.store_unavailable = Counter("gateway_store_unavailable_total", "Store calls that failed", registry=r)
+
+
+METRICS = Metrics()

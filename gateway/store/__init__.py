@@ -1,0 +1,45 @@
+"""Stores: the embedded memory store and the Redis store behind one interface."""
+
+from __future__ import annotations
+
+from gateway.errors import ConfigError
+from gateway.store.base import (
+    AppendResult,
+    BusListener,
+    CloseResult,
+    Guard,
+    Placement,
+    Store,
+    TransferResult,
+    agent_topic,
+    conv_topic,
+)
+from gateway.store.memory import MemoryStore
+
+__all__ = [
+    "AppendResult",
+    "BusListener",
+    "CloseResult",
+    "Guard",
+    "MemoryStore",
+    "Placement",
+    "Store",
+    "TransferResult",
+    "agent_topic",
+    "conv_topic",
+    "open_store",
+]
+
+
+def open_store(url: str, namespace: str, instance: str = "") -> Store:
+    """A store for ``url``: ``memory://`` or ``redis://host:port/db``."""
+    if url.startswith("memory://") or url == "memory":
+        return MemoryStore(namespace)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            from gateway.store.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as e:  # pragma: no cover - until the Redis store lands
+            raise ConfigError("store.url", f"the Redis store is not available: {e}") from e
+        store: Store = RedisStore(url, namespace, instance=instance)
+        return store
+    raise ConfigError("store.url", f"unsupported store URL {url!r} (use memory:// or redis://host:port/db)")

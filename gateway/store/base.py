@@ -1,0 +1,208 @@
+"""The Store interface: everything the gateway keeps, with one set of semantics.
+
+Two implementations hold to it (memory and Redis); ``tests/test_store_contract.py``
+is the definition. Every method that changes routing state is atomic: the
+routing decision, the state change and the log entries it implies (``assigned``,
+``transferred``, ``closed``) happen together or not at all, and each log entry
+is published on the bus (topic ``c:<conversation>``) as part of the same step.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, ConvState, Entry, Priority
+
+BusListener = Callable[[str, dict[str, Any]], None]
+"""Called with (topic, payload) for every bus message, on every instance."""
+
+
+def conv_topic(conversation: str) -> str:
+    return f"c:{conversation}"
+
+
+def agent_topic(agent: str) -> str:
+    return f"a:{agent}"
+
+
+@dataclass(slots=True, frozen=True)
+class Guard:
+    """A condition checked atomically with a log append."""
+
+    state: ConvState | None = None  # conversation must be in this state
+    agent: str | None = None  # conversation must be ASSIGNED to this agent
+    open: bool = False  # conversation must not be CLOSED
+
+
+@dataclass(slots=True, frozen=True)
+class AppendResult:
+    entry: Entry  # the stored entry (the first one, for a duplicate client id)
+    duplicate: bool = False
+    refused: bool = False  # the guard did not hold: nothing stored, ``entry`` is empty
+
+
+@dataclass(slots=True, frozen=True)
+class Placement:
+    """Where a routing step put one conversation."""
+
+    conversation: str
+    skill: str
+    agent: str = ""  # the new holder, or "" when it waits in ``skill``'s queue
+    position: int = 0  # 1-based queue position when waiting
+    from_queue: bool = False  # it left ``skill``'s queue, so positions there moved
+
+
+@dataclass(slots=True, frozen=True)
+class CloseResult:
+    closed: bool  # False when it was already closed (nothing changed)
+    conversation: Conversation | None  # state after the close
+    agent: str = ""  # who held it (now released)
+    placements: tuple[Placement, ...] = ()  # what the released agent pulled
+    left_queue: str = ""  # skill queue it was removed from
+
+
+@dataclass(slots=True, frozen=True)
+class TransferResult:
+    placement: Placement  # where the conversation went
+    pulled: tuple[Placement, ...] = ()  # what the releasing agent pulled
+
+
+class Store(abc.ABC):
+    """Conversations, their logs, agents, queues, timers and the bus."""
+
+    namespace: str
+
+    # lifecycle -------------------------------------------------------
+    @abc.abstractmethod
+    async def start(self, listener: BusListener) -> None:
+        """Connect and start delivering bus messages to ``listener``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the backend answers."""
+
+    @abc.abstractmethod
+    async def shared_secret(self) -> bytes:
+        """A random secret shared by every instance on this store (resume tokens)."""
+
+    # conversations ---------------------------------------------------
+    @abc.abstractmethod
+    async def create_conversation(self, conv: Conversation) -> None:
+        """Store a new conversation and make it the customer's current one."""
+
+    @abc.abstractmethod
+    async def get_conversation(self, conversation: str) -> Conversation | None: ...
+
+    @abc.abstractmethod
+    async def update_conversation(self, conversation: str, fields: dict[str, Any]) -> None:
+        """Set plain fields (meta, rating, names); never routing state."""
+
+    @abc.abstractmethod
+    async def customer_conversation(self, customer: str) -> str | None:
+        """The customer's current (most recent) conversation id."""
+
+    # log -------------------------------------------------------------
+    @abc.abstractmethod
+    async def append(
+        self, conversation: str, entry: Entry, *, client_id: str | None = None, guard: Guard | None = None
+    ) -> AppendResult:
+        """Append with the next seq and ``ts``; dedupe by ``client_id``; publish.
+
+        A ``client_id`` already seen in this conversation returns the first entry
+        (``duplicate``) and stores nothing, whatever the guard says.
+        """
+
+    @abc.abstractmethod
+    async def read_log(self, conversation: str, after: int = 0) -> list[Entry]:
+        """Entries with ``seq > after`` in seq order."""
+
+    # agents ----------------------------------------------------------
+    @abc.abstractmethod
+    async def register_agent(self, profile: AgentProfile) -> None:
+        """Create or update an agent's profile; its routing state is kept."""
+
+    @abc.abstractmethod
+    async def get_agent(self, agent: str) -> AgentState | None: ...
+
+    @abc.abstractmethod
+    async def list_agents(self) -> list[AgentState]: ...
+
+    @abc.abstractmethod
+    async def agent_connected(
+        self, agent: str, session: str, status: AgentStatus, instance: str
+    ) -> tuple[str, list[Placement]]:
+        """Bind the agent to ``session`` (replacing any other) and set its status.
+
+        Returns the replaced session id ("" if none) and what it pulled when online.
+        """
+
+    @abc.abstractmethod
+    async def agent_disconnected(self, agent: str, session: str) -> bool:
+        """Mark the agent offline if ``session`` is still its session. True if it was."""
+
+    @abc.abstractmethod
+    async def set_agent_status(self, agent: str, session: str, status: AgentStatus) -> list[Placement]:
+        """Change status (online pulls waiting conversations up to capacity)."""
+
+    @abc.abstractmethod
+    async def requeue_agent(self, agent: str) -> list[Placement]:
+        """Grace expired: route every conversation the (offline) agent holds again.
+
+        They keep their tickets, so they go ahead of newer arrivals. A no-op if the
+        agent has reconnected (status is not offline).
+        """
+
+    # routing ---------------------------------------------------------
+    @abc.abstractmethod
+    async def assign_or_enqueue(self, conversation: str, skill: str, priority: Priority) -> Placement | None:
+        """Hand off a BOT conversation: least-loaded skilled agent, else the queue.
+
+        Returns None (nothing changed) if the conversation is not in the BOT state.
+        """
+
+    @abc.abstractmethod
+    async def transfer(
+        self, conversation: str, from_agent: str, *, skill: str = "", to_agent: str = ""
+    ) -> TransferResult:
+        """Move an ASSIGNED conversation off ``from_agent`` to a skill or a named agent.
+
+        Raises NotAssigned if ``from_agent`` does not hold it, NotFound if the named
+        agent is unknown, offline, away or full.
+        """
+
+    @abc.abstractmethod
+    async def close_conversation(self, conversation: str, reason: str, *, by_agent: str = "") -> CloseResult:
+        """Close (append ``closed``), release its holder and let the holder pull.
+
+        With ``by_agent`` the agent must hold it, else NotAssigned.
+        """
+
+    @abc.abstractmethod
+    async def queue(self, skill: str) -> list[str]:
+        """Waiting conversations of ``skill`` in service order."""
+
+    @abc.abstractmethod
+    async def queue_lengths(self) -> dict[str, int]: ...
+
+    # timers ----------------------------------------------------------
+    @abc.abstractmethod
+    async def schedule(self, key: str, due: float) -> None:
+        """Set (or move) timer ``key`` to fire at ``due`` (Unix seconds)."""
+
+    @abc.abstractmethod
+    async def cancel(self, key: str) -> None: ...
+
+    @abc.abstractmethod
+    async def claim_due(self, now: float, limit: int = 100) -> list[str]:
+        """Remove and return due timers; each is claimed by exactly one caller."""
+
+    # bus -------------------------------------------------------------
+    @abc.abstractmethod
+    async def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        """Deliver ``payload`` to every instance's listener (best effort, not stored)."""
