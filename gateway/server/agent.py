@@ -49,6 +49,7 @@ class AgentSession:
         lim = ctx.config.limits
         self.peer = Peer(Peer.AGENT, self.outlet, ctx.store.read_log, lim.send_queue)
         self.peer.on_agent_event = self._on_agent_event
+        self.peer.on_resync = self._reconcile
         self.bucket = TokenBucket(lim.agent_messages, lim.agent_window_s, time.monotonic())
         self.agent = ""
         self.session = uuid.uuid4().hex
@@ -84,6 +85,19 @@ class AgentSession:
         self.ctx.hub.watch(conv_id, self.peer)
         entries = await self.peer.catch_up(conv_id)
         await self.outlet.send_frame({"type": "assigned", "conversation": conversation_object(conv, entries)})
+
+    async def _reconcile(self) -> None:
+        """After a store reconnect: the assigned/unassigned rings may be lost; compare holdings."""
+        state = await self.ctx.store.get_agent(self.agent)
+        if state is None:
+            return
+        held = set(state.held)
+        for conv_id in list(self.peer.watches):
+            if conv_id not in held:
+                self.ctx.hub.unwatch(conv_id, self.peer)
+                await self.outlet.send_frame({"type": "unassigned", "conversation": conv_id, "reason": "reassigned"})
+        for conv_id in state.held:
+            await self._assigned(conv_id)
 
     async def _welcome(self) -> None:
         ctx = self.ctx

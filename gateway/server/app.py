@@ -9,7 +9,6 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -25,9 +24,6 @@ from gateway.service.delivery import Hub
 from gateway.store import open_store
 
 log = logging.getLogger("gateway.server")
-
-Startup = Callable[[Context, web.Application], Awaitable[None]]
-EXTRA_STARTUP: list[Startup] = []  # adapters register their routes / clients here
 
 
 async def timer_loop(ctx: Context, interval: float = 0.1) -> None:
@@ -57,8 +53,9 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
     app.router.add_get("/ws/customer", customer_ws)
     app.router.add_get("/ws/agent", agent_ws)
     add_routes(app)
-    for extra in EXTRA_STARTUP:
-        await extra(ctx, app)
+    from gateway.adapters import setup as setup_adapters
+
+    await setup_adapters(ctx, app)
 
     tasks: list[asyncio.Task[None]] = []
 
@@ -115,8 +112,12 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    reloads: set[asyncio.Task[tuple[bool, str, int]]] = set()
+
     def reload() -> None:
-        loop.create_task(ctx.service.bot.reload())
+        t = loop.create_task(ctx.service.bot.reload())
+        reloads.add(t)
+        t.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     host, port = config.host, config.port

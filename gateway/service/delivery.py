@@ -31,6 +31,9 @@ class Outlet(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
+RESYNC = "_resync"
+"""Bus topic a store emits after it reconnects: rings may have been missed."""
+
 LogReader = Callable[[str, int], Awaitable[list[Entry]]]
 
 
@@ -51,6 +54,7 @@ class Peer:
         self.closed = False
         self.on_entry: Callable[[str, Entry], None] | None = None  # session hook (seen closed, assigned…)
         self.on_agent_event: Callable[[Frame], None] | None = None  # agent sessions: a:<id> bus messages
+        self.on_resync: Callable[[], Awaitable[None]] | None = None  # agent sessions: re-check holdings
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -84,6 +88,13 @@ class Peer:
     def offer(self, conversation: str, entry: Entry) -> None:
         self._push(("entry", conversation, entry))
 
+    def resync(self) -> None:
+        """The bus may have dropped rings (store reconnect): re-read every watched log."""
+        for conversation in list(self.watches):
+            self._push(("sync", conversation))
+        if self.on_resync is not None:
+            self.call(self.on_resync)
+
     # consumer --------------------------------------------------------
     async def _run(self) -> None:
         try:
@@ -94,6 +105,8 @@ class Peer:
                     await self.outlet.send_frame(item[1])
                 elif kind == "entry":
                     await self._deliver(item[1], item[2])
+                elif kind == "sync":
+                    await self._sync(item[1])
                 else:
                     await item[1]()
         except asyncio.CancelledError:
@@ -113,6 +126,16 @@ class Peer:
             return
         entries = [entry] if seq == last + 1 else await self._read_log(conversation, last)
         for e in entries:
+            if self.watches.get(conversation, -1) >= e["seq"]:
+                continue
+            self.watches[conversation] = e["seq"]
+            await self._emit(conversation, e)
+
+    async def _sync(self, conversation: str) -> None:
+        last = self.watches.get(conversation)
+        if last is None or last < 0:
+            return
+        for e in await self._read_log(conversation, last):
             if self.watches.get(conversation, -1) >= e["seq"]:
                 continue
             self.watches[conversation] = e["seq"]
@@ -144,6 +167,8 @@ class Hub:
     def __init__(self) -> None:
         self.watchers: dict[str, set[Peer]] = {}
         self.agents: dict[str, Peer] = {}
+        # Observers of every bus message on this instance (platform adapters' outbound).
+        self.taps: list[Callable[[str, dict[str, Any]], None]] = []
 
     def watch(self, conversation: str, peer: Peer, last_seq: int = -1) -> None:
         peer.watches.setdefault(conversation, last_seq)
@@ -163,18 +188,29 @@ class Hub:
             self.unwatch(conversation, peer)
 
     def on_bus(self, topic: str, payload: dict[str, Any]) -> None:
+        if topic == RESYNC:
+            unique: set[Peer] = set(self.agents.values())
+            for peers in self.watchers.values():
+                unique.update(peers)
+            for peer in unique:
+                peer.resync()
+            for tap in self.taps:
+                tap(topic, payload)
+            return
         kind, _, key = topic.partition(":")
+        for tap in self.taps:
+            tap(topic, payload)
         if kind == "c":
-            peers = self.watchers.get(key)
-            if not peers:
+            watching = self.watchers.get(key)
+            if not watching:
                 return
             if "seq" in payload:
-                for p in peers:
+                for p in watching:
                     p.offer(key, payload)
                 return
             to = payload.get("to", Peer.CUSTOMER)
             frame = {k: v for k, v in payload.items() if k != "to"}
-            for p in peers:
+            for p in watching:
                 if p.kind == to:
                     p.send(frame)
         elif kind == "q":

@@ -1,0 +1,222 @@
+"""Fixtures that start real things: a gateway (in-process or as a process), a redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway.config import Config, load_config
+from gateway.server.app import build_app
+from gateway.server.context import Context
+from tests.support import ROOT, free_port, write_config
+
+
+@dataclass
+class RunningApp:
+    http_url: str
+    ws_url: str
+    config: Config
+    ctx: Context
+    config_path: Path
+
+
+@pytest.fixture
+async def gateway_app(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[RunningApp]]]:
+    """Factory: a real gateway on a loopback port, in this test's event loop."""
+    runners: list[web.AppRunner] = []
+
+    async def start(overrides: dict[str, Any] | None = None, store: str | None = None) -> RunningApp:
+        path = write_config(tmp_path, overrides)
+        config = load_config(path).with_overrides(host="127.0.0.1", port=0, store=store)
+        app = await build_app(config)
+        runner = web.AppRunner(app, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        host, port = runner.addresses[0][:2]
+        return RunningApp(f"http://{host}:{port}", f"ws://{host}:{port}", config, app["ctx"], path)
+
+    yield start
+    for r in reversed(runners):
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(r.cleanup(), 10)
+
+
+@dataclass
+class GatewayProcess:
+    proc: subprocess.Popen[bytes]
+    port: int
+    config_path: Path
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 15) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture
+def gateway_proc(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
+    """Factory: ``gateway serve`` as a separate process on a free loopback port."""
+    procs: list[GatewayProcess] = []
+
+    def start(overrides: dict[str, Any] | None = None, store: str | None = None,
+              config_path: Path | None = None, wait: str = "/readyz") -> GatewayProcess:
+        path = config_path or write_config(tmp_path, overrides)
+        port = free_port()
+        log_path = tmp_path / f"gateway-{port}.log"
+        cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--port", str(port),
+               "--host", "127.0.0.1"]
+        if store:
+            cmd += ["--store", store]
+        with open(log_path, "wb") as logf:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT)
+        gp = GatewayProcess(proc, port, path, log_path)
+        procs.append(gp)
+        try:
+            wait_http(gp.http_url + wait, proc=proc)
+        except Exception as e:
+            raise AssertionError(f"gateway did not start: {e}\n{gp.log()}") from e
+        return gp
+
+    yield start
+    for gp in procs:
+        if gp.proc.poll() is None:
+            gp.proc.send_signal(signal.SIGTERM)
+            try:
+                gp.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                gp.proc.kill()
+                gp.proc.wait(5)
+
+
+# ------------------------------------------------------------------ redis
+
+
+@dataclass
+class RedisServer:
+    port: int
+    dir: Path
+    proc: subprocess.Popen[bytes] | None
+    args: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def start(self) -> None:
+        """(Re)start on the same port and directory."""
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_redis(self.port, self.proc)
+
+
+def _wait_redis(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    import socket
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(64).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError("redis-server did not start")
+
+
+def start_redis(appendonly: bool = False) -> RedisServer:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        reason = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("GATEWAY_REQUIRE_REDIS") == "1":
+            pytest.fail(f"GATEWAY_REQUIRE_REDIS=1 but {reason}")
+        pytest.skip(reason)
+    port = free_port()
+    d = Path(tempfile.mkdtemp(prefix="gw-redis-"))
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(d), "--save", "",
+            "--appendonly", "yes" if appendonly else "no", "--appendfsync", "always",
+            "--maxmemory-policy", "noeviction", "--protected-mode", "no"]
+    srv = RedisServer(port, d, None, args)
+    srv.start()
+    return srv
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session, on a free loopback port (tests use fresh namespaces)."""
+    srv = start_redis()
+    yield srv
+    srv.stop()
+    shutil.rmtree(srv.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_factory() -> Iterator[Callable[..., RedisServer]]:
+    """A private redis-server per test (for stop/restart tests)."""
+    servers: list[RedisServer] = []
+
+    def make(appendonly: bool = False) -> RedisServer:
+        srv = start_redis(appendonly)
+        servers.append(srv)
+        return srv
+
+    yield make
+    for srv in servers:
+        srv.stop()
+        shutil.rmtree(srv.dir, ignore_errors=True)

@@ -1,0 +1,178 @@
+"""Test helpers: a recording websocket client, config building, free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import socket
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = ROOT / "configs" / "gateway.toml"
+DEMO_FAQ = ROOT / "configs" / "faq.toml"
+T = 5.0
+
+Frame = dict[str, Any]
+Pred = Callable[[Frame], bool]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def is_(type_: str, **kv: Any) -> Pred:
+    return lambda f: f.get("type") == type_ and all(f.get(k) == v for k, v in kv.items())
+
+
+class Client:
+    """A real websocket client that records every frame it receives."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[Frame] = []
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._new = asyncio.Event()
+        self._task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, url: str, **kw: Any) -> Client:
+        return cls(await websockets.connect(url, open_timeout=T, max_size=2**22, **kw))
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                self.frames.append(json.loads(raw) if isinstance(raw, str) else {"type": "<binary>"})
+                self._new.set()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            rcvd = self.ws.close_rcvd
+            self.close_code = rcvd.code if rcvd else 1006
+            self.close_reason = rcvd.reason if rcvd else ""
+            self._new.set()
+
+    async def send(self, obj: Frame) -> None:
+        await self.ws.send(json.dumps(obj, ensure_ascii=False))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self.ws.send(data)
+
+    async def wait(self, pred: Pred, timeout: float = T, what: str = "frame") -> Frame:
+        end = time.monotonic() + timeout
+        while True:
+            for f in self.frames:
+                if pred(f):
+                    return f
+            if self.close_code is not None or time.monotonic() >= end:
+                raise AssertionError(f"no {what} (closed={self.close_code}); last frames: {self.frames[-6:]}")
+            self._new.clear()
+            try:
+                await asyncio.wait_for(self._new.wait(), max(0.0, end - time.monotonic()))
+            except TimeoutError:
+                pass
+
+    async def wait_count(self, pred: Pred, n: int, timeout: float = T) -> list[Frame]:
+        end = time.monotonic() + timeout
+        while True:
+            got = [f for f in self.frames if pred(f)]
+            if len(got) >= n:
+                return got
+            if self.close_code is not None or time.monotonic() >= end:
+                raise AssertionError(f"wanted {n} frames, got {len(got)}; last: {self.frames[-6:]}")
+            self._new.clear()
+            try:
+                await asyncio.wait_for(self._new.wait(), max(0.0, end - time.monotonic()))
+            except TimeoutError:
+                pass
+
+    async def wait_closed(self, timeout: float = T) -> int:
+        try:
+            await asyncio.wait_for(self._task, timeout)
+        except TimeoutError as e:
+            raise AssertionError(f"still open; last frames: {self.frames[-4:]}") from e
+        assert self.close_code is not None
+        return self.close_code
+
+    def of(self, pred: Pred) -> list[Frame]:
+        return [f for f in self.frames if pred(f)]
+
+    async def quiet(self, seconds: float = 0.3) -> None:
+        await asyncio.sleep(seconds)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        try:
+            await asyncio.wait_for(self._task, 2)
+        except (TimeoutError, Exception):
+            self._task.cancel()
+
+
+# ------------------------------------------------------------------ config
+
+
+def demo_config() -> dict[str, Any]:
+    return tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))
+
+
+def toml_dumps(d: dict[str, Any]) -> str:
+    """Enough TOML for gateway configs: tables, arrays of tables, scalars and lists."""
+    lines: list[str] = []
+    for k, v in d.items():
+        if not isinstance(v, dict) and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
+            lines.append(f"{k} = {_toml_value(v)}")
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{k}]")
+            for kk, vv in v.items():
+                lines.append(f"{json.dumps(kk)} = {_toml_value(vv)}")
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for item in v:
+                lines.append(f"\n[[{k}]]")
+                for kk, vv in item.items():
+                    lines.append(f"{json.dumps(kk)} = {_toml_value(vv)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(tmp: Path, overrides: dict[str, Any] | None = None) -> Path:
+    cfg = merge(demo_config(), overrides or {})
+    cfg.setdefault("bot", {})
+    faq = cfg["bot"].get("faq", "faq.toml")
+    if not Path(faq).is_absolute():
+        cfg["bot"]["faq"] = str((DEMO_CONFIG.parent / faq).resolve())
+    path = tmp / f"gateway-{time.monotonic_ns()}.toml"
+    path.write_text(toml_dumps(cfg), encoding="utf-8")
+    return path
