@@ -56,9 +56,8 @@ class Client:
         except websockets.ConnectionClosed:
             pass
         finally:
-            rcvd = self.ws.close_rcvd
-            self.close_code = rcvd.code if rcvd else 1006
-            self.close_reason = rcvd.reason if rcvd else ""
+            self.close_code = self.ws.close_code if self.ws.close_code is not None else 1006
+            self.close_reason = self.ws.close_reason or ""
             self._new.set()
 
     async def send(self, obj: Frame) -> None:

@@ -86,8 +86,14 @@ class CustomerSession:
             self._start(opened, after)
             return True
         self.customer = cid or f"anon-{uuid.uuid4().hex[:16]}"
-        self._start(await ctx.service.open_conversation(self.customer, name, channel), 0)
+        await self._open()
         return True
+
+    async def _open(self) -> None:
+        opened = await self.ctx.service.open_conversation(self.customer, self.name, self.channel)
+        # The welcome of a new conversation shows it as opened (a greeting at most),
+        # even if the first message is stored before the welcome goes out.
+        self._start(opened, 0, await self.ctx.store.read_log(opened.conversation.id, 0))
 
     async def _refuse(self, code: int, reason: str) -> bool:
         await self.outlet.send_frame({"type": "error", "code": "unauthorized" if code == 4401 else "bad_frame",
@@ -95,7 +101,7 @@ class CustomerSession:
         await self.outlet.close(code, reason)
         return False
 
-    def _start(self, opened: Opened, after: int) -> None:
+    def _start(self, opened: Opened, after: int, snapshot: list[Entry] | None = None) -> None:
         """Watch the conversation and send ``welcome`` from inside the peer's ordered task."""
         conv = opened.conversation
         self.conversation = conv.id
@@ -106,12 +112,14 @@ class CustomerSession:
         peer, store = self.peer, self.ctx.store
 
         async def welcome() -> None:
-            entries = await store.read_log(conv.id, 0)
+            entries = snapshot if snapshot is not None else await store.read_log(conv.id, 0)
             peer.watches[conv.id] = entries[-1]["seq"] if entries else 0
             await self.outlet.send_frame({
                 "type": "welcome", "conversation": conv.id, "token": opened.token,
                 "customer": conv.customer_id, "messages": [e for e in entries if e["seq"] > after],
             })
+            if snapshot is not None:
+                await peer.sync(conv.id)  # what was stored after the snapshot
 
         peer.call(welcome)
 
@@ -157,8 +165,7 @@ class CustomerSession:
 
     async def _new_conversation(self) -> None:
         self.ctx.hub.unwatch(self.conversation, self.peer)
-        opened = await self.ctx.service.open_conversation(self.customer, self.name, self.channel)
-        self._start(opened, 0)
+        await self._open()
 
     async def on_rate(self, frame: dict[str, Any]) -> None:
         fid = frame.get("id")

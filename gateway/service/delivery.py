@@ -106,7 +106,7 @@ class Peer:
                 elif kind == "entry":
                     await self._deliver(item[1], item[2])
                 elif kind == "sync":
-                    await self._sync(item[1])
+                    await self.sync(item[1])
                 else:
                     await item[1]()
         except asyncio.CancelledError:
@@ -131,7 +131,8 @@ class Peer:
             self.watches[conversation] = e["seq"]
             await self._emit(conversation, e)
 
-    async def _sync(self, conversation: str) -> None:
+    async def sync(self, conversation: str) -> None:
+        """Deliver what the log holds beyond the last seq delivered (call inside this peer's task)."""
         last = self.watches.get(conversation)
         if last is None or last < 0:
             return
