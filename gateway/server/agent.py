@@ -240,6 +240,9 @@ class AgentSession:
                     METRICS.store_unavailable.inc()
                     log.warning("event=store_unavailable agent=%s error=%r", self.agent, e)
                     self.peer.send(error_for(Unavailable("nothing was stored, try again", frame_id=fid)))
+                except Exception:  # a bug handling one frame must not end the session
+                    log.exception("event=frame_failed")
+                    self.peer.send(error_for(Unavailable("internal error, try again", frame_id=fid)))
         finally:
             ctx.peers.discard(self.peer)
             ctx.hub.drop(self.peer)

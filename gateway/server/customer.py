@@ -218,6 +218,9 @@ class CustomerSession:
                     METRICS.store_unavailable.inc()
                     log.warning("event=store_unavailable conversation=%s error=%r", self.conversation, e)
                     self.peer.send(error_for(Unavailable("nothing was stored, try again", frame_id=fid)))
+                except Exception:  # a bug handling one frame must not end the session
+                    log.exception("event=frame_failed")
+                    self.peer.send(error_for(Unavailable("internal error, try again", frame_id=fid)))
         finally:
             METRICS.customers_connected.dec()
             ctx.peers.discard(self.peer)

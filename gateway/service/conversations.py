@@ -100,7 +100,12 @@ class ConversationService:
         if conv.channel in self.config.routing.no_bot_channels:
             await self.handoff(conv, "", Priority.NORMAL, ("channel without bot",), ())
             return
-        decision = self.bot.decide(text, vip=vip)
+        try:
+            decision = self.bot.decide(text, vip=vip)
+        except Exception:  # a bot bug must not leave the customer unanswered: people take over
+            log.exception("event=bot_failed conversation=%s", conv.id)
+            await self.handoff(conv, "", Priority.NORMAL, ("bot error",), ())
+            return
         METRICS.bot_decisions.labels(decision.kind.value).inc()
         if decision.orders:
             orders = list(dict.fromkeys([*conv.meta.get("orders", []), *decision.orders]))
@@ -204,7 +209,10 @@ class ConversationService:
         a = self.config.agent(agent)
         name = a.profile.name if a else agent
         entry: Entry = {"type": "message", "from": "agent", "text": text, "agent": {"id": agent, "name": name}}
-        res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(agent=agent))
+        try:
+            res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(agent=agent))
+        except NotFound as e:
+            raise NotAssigned(f"you do not hold {conversation}") from e
         if res.refused:
             raise NotAssigned(f"you do not hold {conversation}")
         if not res.duplicate:
@@ -214,11 +222,14 @@ class ConversationService:
         return res
 
     async def agent_transfer(self, agent: str, conversation: str, skill: str = "", to_agent: str = "") -> None:
-        res = await self.store.transfer(conversation, agent, skill=skill, to_agent=to_agent)
+        res = await self.store.transfer(conversation, agent, skill=skill, to_agent=to_agent)  # raises NotAssigned first
         await self.placed([res.placement, *res.pulled])
 
     async def agent_close(self, agent: str, conversation: str, resolution: str) -> None:
-        res = await self.store.close_conversation(conversation, resolution, by_agent=agent)
+        try:
+            res = await self.store.close_conversation(conversation, resolution, by_agent=agent)
+        except NotFound as e:
+            raise NotAssigned(f"you do not hold {conversation}") from e
         await self._closed(conversation, res.agent, res.placements, res.left_queue, survey=True)
 
     async def typing_from_agent(self, agent: str, conversation: str) -> None:
