@@ -304,6 +304,7 @@ $('.sound-toggle').addEventListener('click', (e) => {
   notifier.soundOn = !notifier.soundOn;
   if (notifier.soundOn) { notifier.unlock(); notifier.beep(); }
   e.currentTarget.setAttribute('aria-pressed', String(notifier.soundOn));
+  replace(e.currentTarget, notifier.soundOn ? '提示音 开' : '提示音 关');
 });
 
 document.addEventListener('visibilitychange', () => {
