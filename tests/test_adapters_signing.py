@@ -154,7 +154,7 @@ def test_unknown_sign_methods_raise() -> None:
 
 
 def test_relay_sign() -> None:
-    body = '{"records":[]}'.encode()
+    body = b'{"records":[]}'
     sig = signing.relay_sign("relay-secret", "1700000000", body)
     assert len(sig) == 64 and sig == sig.lower()
     assert signing.verify_relay("relay-secret", "1700000000", body, sig)
