@@ -308,6 +308,10 @@ class MemoryStore(Store):
     async def schedule(self, key: str, due: float) -> None:
         self._timers[key] = due
         heapq.heappush(self._timer_heap, (due, key))
+        if len(self._timer_heap) > 2 * len(self._timers) + 1024:
+            # Moved timers leave stale heap items (idle timers move on every message): compact.
+            self._timer_heap = [(d, k) for k, d in self._timers.items()]
+            heapq.heapify(self._timer_heap)
 
     async def cancel(self, key: str) -> None:
         self._timers.pop(key, None)
