@@ -282,3 +282,20 @@ async def test_sla_waiting_notice(gateway_app, n: int) -> None:
     await c.wait(is_("queued"))
     note = await c.wait(lambda f: f.get("from") == "system" and "排队" in f.get("text", ""), timeout=4)
     assert isinstance(note["seq"], int)
+
+
+async def test_typing_is_relayed_both_ways_and_not_stored(gateway_app) -> None:
+    app = await gateway_app({"agents": agents_cfg(("ty", ["presale"], 2))})
+    ag, _ = await agent(app.ws_url, "ty", "tok-ty")
+    c, w = await customer(app.ws_url, "u-typing")
+    conv = w["conversation"]
+    await say(c, "m1", "转人工")
+    await ag.wait(is_("assigned"))
+    n = len(await app.ctx.store.read_log(conv))
+    await c.send({"type": "typing"})
+    t = await ag.wait(is_("typing"))
+    assert t["conversation"] == conv and "seq" not in t
+    await ag.send({"type": "typing", "conversation": conv})
+    t2 = await c.wait(is_("typing"))
+    assert t2.get("from") == "agent" and "seq" not in t2
+    assert len(await app.ctx.store.read_log(conv)) == n
