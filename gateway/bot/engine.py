@@ -72,11 +72,16 @@ class FaqBot:
         fillers = FillerStripper(settings.fillers)
         groups = [*synonyms, *settings.synonyms]
         analyzer = Analyzer(segmenter, fillers, groups, settings.stop_words)
+        # New words jieba's HMM finds in the FAQ (运费险, 以旧换新) become user words when
+        # at least two texts use them; one-off finds are mostly noise (能发, 拍错).
+        found: dict[str, int] = {}
         for e in entries:
             for t in e.texts:
-                for c in analyzer.clauses(t):
-                    for w in segmenter.discover(c):
-                        segmenter.add_word(w, 2000)
+                for w in {w for c in analyzer.clauses(t) for w in segmenter.discover(c)}:
+                    found[w] = found.get(w, 0) + 1
+        for w, count in found.items():
+            if count >= 2:
+                segmenter.add_word(w, 2000)
         index = FaqIndex(entries, analyzer)
         rules = Rules(
             handoff_phrases=settings.handoff_phrases,
@@ -118,12 +123,12 @@ class FaqBot:
             return self._handoff(folded, priority, reasons, orders, [])
         if priority is Priority.URGENT and s.handoff_on_urgent:
             return self._handoff(
-                folded, priority, reasons, orders, self._index.rank(self._analyzer.analyze(body))
+                folded, priority, reasons, orders, self._index.rank(self._analyzer.analyze(body, query=True))
             )
 
         exact = self._exact.get(folded)
         parts = self._analyzer.clauses(body)
-        q = self._analyzer.analyze_clauses(parts)
+        q = self._analyzer.analyze_clauses(parts, query=True)
         if exact is None and q.compact:
             exact = self._exact.get(q.compact)
         if exact is not None:
@@ -153,7 +158,9 @@ class FaqBot:
         ranked = self._index.rank(q)
         top = ranked[0] if ranked else None
         runner = ranked[1].score if len(ranked) > 1 else 0.0
-        if top is not None and top.score >= s.answer_threshold and top.score - runner >= s.min_margin:
+        # One meaningful character ("谁", "退") is never enough to answer from.
+        confident = top is not None and top.score >= s.answer_threshold and len(q.compact) >= 2
+        if top is not None and confident and top.score - runner >= s.min_margin:
             e = self._entries[top.entry]
             return BotDecision(
                 DecisionKind.ANSWER,

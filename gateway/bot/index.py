@@ -1,10 +1,10 @@
-"""Analysis (segmentation + synonyms + stop words) and the ranked retrieval over FAQ entries.
+"""Analysis (segmentation, synonyms, stop words, homophone repair) and ranked retrieval.
 
 Every FAQ text (question and paraphrases) becomes a ``Doc``; an inverted index
-over words and character bigrams finds candidates; each candidate entry gets a
-score in 0..1 combining weighted word overlap (BM25-style idf), character
-bigram overlap (robust to typos and segmentation), rapidfuzz similarity of the
-normalized strings, how much of the query the entry explains, and keyword hits.
+over words and character bigrams finds candidate entries; each candidate gets
+features (idf-weighted word and bigram overlap in both directions, rapidfuzz
+similarity of the normalized strings, keyword hits) that ``scoring.score``
+turns into a 0..1 confidence.
 """
 
 from __future__ import annotations
@@ -12,27 +12,34 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rapidfuzz import fuzz
 
 from gateway.bot.faq import FaqEntry
 from gateway.bot.normalize import FillerStripper, clauses
+from gateway.bot.pinyin import HomophoneFixer
+from gateway.bot.scoring import Features, score
 from gateway.bot.segment import STOP_WORDS, Segmenter
 
 
 @dataclass(slots=True, frozen=True)
 class Analyzed:
-    """One text after normalization: canonical compact string, word terms and char bigrams."""
+    """One text after analysis: canonical compact string, word terms and char bigrams."""
 
     compact: str
     terms: tuple[str, ...]
     bigrams: tuple[str, ...]
+    fixes: tuple[str, ...] = ()
 
 
 class Analyzer:
-    """Turns any text (FAQ or query) into ``Analyzed`` the same way."""
+    """Turns any text (FAQ or query) into ``Analyzed`` the same way.
+
+    Queries additionally get homophone repair and have words the FAQ never uses
+    split into the FAQ words they contain (``发出来`` → ``发出`` + ``来``).
+    """
 
     def __init__(
         self,
@@ -46,13 +53,27 @@ class Analyzer:
         self.stop = frozenset(STOP_WORDS) | {w for w in stop_words if w}
         self.canon: dict[str, str] = {}
         for group in synonyms:
-            folded = ["".join(clauses(w)) for w in group]
-            folded = [w for w in folded if w]
-            if not folded:
-                continue
+            folded = [w for w in ("".join(clauses(w)) for w in group) if w]
             for w in folded:
                 self.canon.setdefault(w, folded[0])
                 segmenter.add_word(w)
+        # Groups may chain (FAQ file: 发货 = [发出]; settings: 发货 = [发]): resolve to one word.
+        for w in list(self.canon):
+            seen = {w}
+            c = self.canon[w]
+            while self.canon.get(c, c) != c and c not in seen:
+                seen.add(c)
+                c = self.canon[c]
+            self.canon[w] = c
+        self.surface: set[str] = set()  # every word form seen in the FAQ
+        self.vocab: frozenset[str] = frozenset()  # canonical FAQ terms
+        self._fixer: HomophoneFixer | None = None
+
+    def learn(self, vocab: Iterable[str]) -> None:
+        """Called once the FAQ is analyzed: enables query-only repairs."""
+        self.vocab = frozenset(vocab)
+        words = {w for w in self.surface | set(self.canon) | set(self.vocab) if len(w) >= 2}
+        self._fixer = HomophoneFixer(words, self.segmenter.knows)
 
     def clauses(self, text: str) -> list[str]:
         out = []
@@ -62,34 +83,77 @@ class Analyzer:
                 out.append(c)
         return out
 
-    def analyze_clauses(self, parts: Sequence[str]) -> Analyzed:
+    def analyze_clauses(self, parts: Sequence[str], *, query: bool = False) -> Analyzed:
         words: list[str] = []
         pieces: list[str] = []
+        fixes: list[str] = []
         for clause in parts:
+            tokens = self.segmenter.cut(clause)
+            if query:
+                if self._fixer is not None:
+                    tokens, fixed = self._fixer.fix(tokens)
+                    fixes.extend(fixed)
+                tokens = [p for t in tokens for p in self._split_unknown(t)]
+            else:
+                self.surface.update(tokens)
             piece = []
-            for w in self.segmenter.cut(clause):
-                w = self.canon.get(w, w)
-                if w in self.stop:
+            for w in tokens:
+                c = self.canon.get(w, w)
+                if c in self.stop:
                     continue
-                words.append(w)
-                piece.append(w)
+                piece.append(c)
+                words.append(c)
+                words.extend(self._subwords(c))
             if piece:
                 pieces.append("".join(piece))
         compact = "".join(pieces)
-        bigrams: list[str] = []
+        grams: list[str] = []
         for p in pieces:
-            if len(p) == 1:
-                bigrams.append(p)
-            bigrams.extend(p[i : i + 2] for i in range(len(p) - 1))
-        return Analyzed(compact, tuple(dict.fromkeys(words)), tuple(dict.fromkeys(bigrams)))
+            grams.extend(p)
+            grams.extend(p[i : i + 2] for i in range(len(p) - 1))
+        return Analyzed(compact, tuple(dict.fromkeys(words)), tuple(dict.fromkeys(grams)), tuple(fixes))
 
-    def analyze(self, text: str) -> Analyzed:
-        return self.analyze_clauses(self.clauses(text))
+    def _subwords(self, word: str) -> list[str]:
+        """Dictionary words inside a long word (生产日期 → 生产, 日期), as jieba's search mode does."""
+        n = len(word)
+        if n < 3 or n > 8:
+            return []
+        out = []
+        for size in range(2, n):
+            for i in range(n - size + 1):
+                sub = word[i : i + size]
+                if self.segmenter.knows(sub) and sub not in self.stop:
+                    out.append(self.canon.get(sub, sub))
+        return out
+
+    def analyze(self, text: str, *, query: bool = False) -> Analyzed:
+        return self.analyze_clauses(self.clauses(text), query=query)
+
+    def _split_unknown(self, word: str) -> list[str]:
+        """A word the FAQ never uses, cut into FAQ words where it contains some."""
+        if len(word) < 2 or word in self.canon or self.canon.get(word, word) in self.vocab:
+            return [word]
+        known = self.surface
+        out: list[str] = []
+        i = 0
+        found = False
+        while i < len(word):
+            for j in range(len(word), i + 1, -1):
+                if word[i:j] in known or word[i:j] in self.canon:
+                    out.append(word[i:j])
+                    i = j
+                    found = True
+                    break
+            else:
+                out.append(word[i])
+                i += 1
+        return out if found else [word]
 
 
 @dataclass(slots=True, frozen=True)
 class Doc:
     entry: int
+    raw: str
     text: Analyzed
     word_mass: float
     bigram_mass: float
@@ -99,13 +163,13 @@ class Doc:
 class Ranked:
     entry: int
     score: float
-    features: tuple[float, ...]
+    features: Features = field(repr=False)
 
 
 class FaqIndex:
     """Inverted index and scorer over analyzed FAQ entries."""
 
-    CANDIDATES = 24
+    CANDIDATES = 20
 
     def __init__(self, entries: Sequence[FaqEntry], analyzer: Analyzer) -> None:
         self.analyzer = analyzer
@@ -113,6 +177,7 @@ class FaqIndex:
         self.docs: list[list[Doc]] = []
         raw_docs: list[list[Analyzed]] = []
         self.entry_terms: list[frozenset[str]] = []
+        self.entry_grams: list[frozenset[str]] = []
         self.keywords: list[tuple[str, ...]] = []
         word_df: dict[str, int] = defaultdict(int)
         bigram_df: dict[str, int] = defaultdict(int)
@@ -123,6 +188,7 @@ class FaqIndex:
             terms = {t for a in analyzed for t in a.terms} | {t for k in kws for t in k.terms}
             grams = {g for a in analyzed for g in a.bigrams} | {g for k in kws for g in k.bigrams}
             self.entry_terms.append(frozenset(terms))
+            self.entry_grams.append(frozenset(grams))
             self.keywords.append(tuple(k.compact for k in kws if k.compact))
             for t in terms:
                 word_df[t] += 1
@@ -133,21 +199,22 @@ class FaqIndex:
         self.bigram_idf = {g: _idf(n, df) for g, df in bigram_df.items()}
         self.unknown_idf = _idf(n, 0)
         self.word_post = _postings(word_df, self.entry_terms)
-        entry_grams = [frozenset(g for a in docs for g in a.bigrams) for docs in raw_docs]
-        self.bigram_post = _postings(bigram_df, entry_grams)
+        self.bigram_post = _postings(bigram_df, self.entry_grams)
         for i, analyzed in enumerate(raw_docs):
             self.docs.append(
                 [
                     Doc(
                         i,
+                        raw,
                         a,
                         sum(self.word_weight(t) for t in a.terms),
                         sum(self.bigram_weight(g) for g in a.bigrams),
                     )
-                    for a in analyzed
+                    for raw, a in zip(entries[i].texts, analyzed, strict=True)
                     if a.compact
                 ]
             )
+        analyzer.learn(self.word_idf)
 
     def word_weight(self, term: str) -> float:
         w = self.word_idf.get(term)
@@ -162,6 +229,8 @@ class FaqIndex:
         return self.unknown_idf if w is None else w
 
     def candidates(self, q: Analyzed) -> list[int]:
+        if self.n == 0:
+            return []
         acc = np.zeros(self.n, dtype=np.float64)
         for t in q.terms:
             post = self.word_post.get(t)
@@ -172,36 +241,50 @@ class FaqIndex:
             if post is not None:
                 acc[post] += 0.5 * self.bigram_idf[g]
         k = min(self.CANDIDATES, self.n)
-        if k == 0:
-            return []
         top = np.argpartition(-acc, k - 1)[:k] if self.n > k else np.arange(self.n)
         return [int(i) for i in top if acc[i] > 0]
+
+    def features(self, q: Analyzed, e: int) -> Features:
+        q_terms = set(q.terms)
+        q_grams = set(q.bigrams)
+        q_word_mass = sum(self.word_weight(t) for t in q.terms) or 1.0
+        q_gram_mass = sum(self.bigram_weight(g) for g in q.bigrams) or 1.0
+        w_dice = w_tcov = b_dice = b_tcov = fz = pfz = 0.0
+        for d in self.docs[e]:
+            mw = sum(self.word_idf.get(t, 0.0) for t in d.text.terms if t in q_terms)
+            mg = sum(self.bigram_idf.get(g, 0.0) for g in d.text.bigrams if g in q_grams)
+            if d.word_mass:
+                w_dice = max(w_dice, 2 * mw / (q_word_mass + d.word_mass))
+                w_tcov = max(w_tcov, mw / d.word_mass)
+            if d.bigram_mass:
+                b_dice = max(b_dice, 2 * mg / (q_gram_mass + d.bigram_mass))
+                b_tcov = max(b_tcov, mg / d.bigram_mass)
+            fz = max(fz, fuzz.ratio(q.compact, d.text.compact) / 100.0)
+            if len(d.text.compact) >= 2:
+                pfz = max(pfz, fuzz.partial_ratio(d.text.compact, q.compact) / 100.0)
+        terms = self.entry_terms[e]
+        grams = self.entry_grams[e]
+        w_qcov = sum(self.word_weight(t) for t in q.terms if t in terms) / q_word_mass
+        b_qcov = sum(self.bigram_weight(g) for g in q.bigrams if g in grams) / q_gram_mass
+        # A keyword counts for the share of the message it explains: 运费险 alone is a
+        # strong hint, 退款 inside 退款金额不对 only a weak one.
+        kw = 0.0
+        for k in self.keywords[e]:
+            if k in q.compact:
+                kw = max(kw, min(1.0, len(k) / max(len(q.compact), 1)))
+        # Rare query words the entry does not know ("过期", "纸质"): each one is a sign
+        # that the customer asks something else, whatever the share.
+        unmatched = sum(self.word_weight(t) for t in q.terms if t not in terms) / self.unknown_idf
+        return Features(w_dice, w_tcov, w_qcov, b_dice, b_tcov, b_qcov, fz, pfz, kw, min(unmatched, 3.0))
 
     def rank(self, q: Analyzed) -> list[Ranked]:
         """Candidate entries with their scores, best first."""
         if not q.compact:
             return []
-        q_terms = set(q.terms)
-        q_grams = set(q.bigrams)
-        q_word_mass = sum(self.word_weight(t) for t in q.terms) or 1.0
-        q_gram_mass = sum(self.bigram_weight(g) for g in q.bigrams) or 1.0
-        out: list[Ranked] = []
+        out = []
         for e in self.candidates(q):
-            best_word = best_gram = best_fuzz = 0.0
-            for d in self.docs[e]:
-                mw = sum(self.word_idf.get(t, 0.0) for t in d.text.terms if t in q_terms)
-                mg = sum(self.bigram_idf.get(g, 0.0) for g in d.text.bigrams if g in q_grams)
-                word = 2 * mw / (q_word_mass + d.word_mass) if d.word_mass else 0.0
-                gram = 2 * mg / (q_gram_mass + d.bigram_mass) if d.bigram_mass else 0.0
-                fz = fuzz.ratio(q.compact, d.text.compact) / 100.0
-                best_word = max(best_word, word)
-                best_gram = max(best_gram, gram)
-                best_fuzz = max(best_fuzz, fz)
-            covered = sum(self.word_weight(t) for t in q.terms if t in self.entry_terms[e]) / q_word_mass
-            kw = 1.0 if any(k in q.compact for k in self.keywords[e]) else 0.0
-            feats = (best_word, best_gram, best_fuzz, covered, kw)
-            score = 0.35 * best_word + 0.25 * best_gram + 0.2 * best_fuzz + 0.1 * covered + 0.1 * kw
-            out.append(Ranked(e, min(score, 1.0), feats))
+            f = self.features(q, e)
+            out.append(Ranked(e, score(f), f))
         out.sort(key=lambda r: r.score, reverse=True)
         return out
 

@@ -54,7 +54,8 @@ class FillerStripper:
         words = sorted({fold(f).strip() for f in fillers if f.strip()}, key=len, reverse=True)
         alt = "|".join(re.escape(w) for w in words) or "(?!)"
         self._lead = re.compile(rf"^(?:{alt})+")
-        self._trail = re.compile(rf"(?:{alt}|[{TRAILING_PARTICLES}])+$")
+        # "能退不", "发了没有": a trailing 不/没/没有 only turns the clause into a question.
+        self._trail = re.compile(rf"(?:{alt}|没有|[{TRAILING_PARTICLES}不没])+$")
 
     def strip(self, clause: str) -> str:
         prev = None

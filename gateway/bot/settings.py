@@ -61,9 +61,18 @@ _DEFAULT_URGENT_WORDS = (
     "误食",
     "吞下",
     "中毒",
-    "过敏",
+    "过敏了",
+    "过敏反应",
+    "起疹子",
+    "红肿",
+    "拉肚子",
+    "腹泻",
+    "呕吐",
+    "食物中毒",
     "送医",
-    "医院",
+    "进医院",
+    "去医院",
+    "住院",
     "骗子",
     "诈骗",
 )
@@ -217,7 +226,7 @@ _DEFAULT_SKILL_KEYWORDS: dict[str, tuple[str, ...]] = {
 _DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("快递", "物流", "包裹", "快件"),
     ("退款", "退钱", "返钱", "把钱退"),
-    ("发货", "寄出", "发出"),
+    ("发货", "寄出", "发出", "发"),
     ("多久", "多长时间", "几天", "多少天", "啥时候", "什么时候", "何时", "哪天"),
     ("怎么", "如何", "咋", "怎样", "怎么样"),
     ("什么", "啥", "神马"),
@@ -230,6 +239,14 @@ _DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("取消", "撤销", "不要了"),
     ("发票", "开票"),
     ("尺码", "码数", "尺寸", "号码"),
+    ("折扣", "打折", "折"),
+    ("真假", "真伪"),
+    ("缺货", "没货", "无货", "断货"),
+    ("纯棉", "全棉"),
+    ("东西", "商品", "宝贝", "货"),
+    ("购买", "买", "拍", "拍下", "下单"),
+    ("收到", "收货", "拿到"),
+    ("坏了", "坏掉", "损坏", "坏"),
 )
 
 _DEFAULT_FILLERS = (
@@ -342,9 +359,9 @@ class BotSettings:
     faq: str = "configs/faq.toml"
     enabled: bool = True
     # decision thresholds (scores are 0..1)
-    answer_threshold: float = 0.62
-    suggest_threshold: float = 0.40
-    min_margin: float = 0.08
+    answer_threshold: float = 0.60
+    suggest_threshold: float = 0.30
+    min_margin: float = 0.05
     max_suggestions: int = 3
     skill_hint_threshold: float = 0.35
     handoff_on_urgent: bool = True

@@ -1,0 +1,103 @@
+"""Homophone repair: customers type with pinyin input methods, so typos are mostly homophones.
+
+A query substring that is not a FAQ word but sounds like one (发漂 → 发票, 积份 → 积分,
+法货 → 发货) is replaced by that word. Uses ``pypinyin`` when it is installed; without
+it this step is skipped and matching falls back to characters only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import Any
+
+_lazy_pinyin: Callable[..., list[str]] | None
+try:  # optional dependency
+    from pypinyin import lazy_pinyin as _imported
+
+    _lazy_pinyin = _imported
+except ImportError:  # pragma: no cover - exercised only where pypinyin is missing
+    _lazy_pinyin = None
+
+AVAILABLE = _lazy_pinyin is not None
+
+
+@lru_cache(maxsize=65536)
+def syllable(ch: str) -> str:
+    """Toneless pinyin of one CJK character ('' if not CJK or unknown).
+
+    Exact syllables only: folding zh/z, -ng/-n … made real words collide (赠品 ~ 正品).
+    """
+    if _lazy_pinyin is None or not ("\u3400" <= ch <= "\u9fff"):
+        return ""
+    py = str(_lazy_pinyin(ch)[0])
+    return "" if py == ch else py
+
+
+def sound(word: str) -> str:
+    """Pinyin key of a word, '' when any character has none."""
+    parts = []
+    for ch in word:
+        s = syllable(ch)
+        if not s:
+            return ""
+        parts.append(s)
+    return " ".join(parts)
+
+
+class HomophoneFixer:
+    """Replaces unknown substrings by the FAQ word (2 to 4 characters) they sound like."""
+
+    def __init__(self, vocabulary: Iterable[str], is_word: Callable[[str], Any] = lambda w: False) -> None:
+        self.vocabulary = frozenset(vocabulary)
+        self._is_word = is_word
+        by_sound: dict[str, set[str]] = {}
+        if AVAILABLE:
+            for w in self.vocabulary:
+                if 2 <= len(w) <= 4:
+                    key = sound(w)
+                    if key:
+                        by_sound.setdefault(key, set()).add(w)
+        # A sound shared by two FAQ words is ambiguous: leave such typos alone.
+        self._by_sound = {k: next(iter(v)) for k, v in by_sound.items() if len(v) == 1}
+        self._lengths = sorted({len(w) for w in self._by_sound.values()}, reverse=True)
+
+    def fix(self, tokens: list[str]) -> tuple[list[str], list[str]]:
+        """Repair a segmented clause; returns the new tokens and the repairs (``'发漂>发票'``).
+
+        Only spans aligned to token boundaries whose tokens are not FAQ words are
+        replaced, so a correct word is never broken (一包/有 does not become 一/包邮).
+        """
+        if not self._by_sound:
+            return tokens, []
+        out: list[str] = []
+        fixes: list[str] = []
+        i = 0
+        n = len(tokens)
+        while i < n:
+            replaced = False
+            if tokens[i] not in self.vocabulary:
+                span = ""
+                best: tuple[int, str] | None = None
+                for j in range(i, min(n, i + 4)):
+                    if tokens[j] in self.vocabulary:
+                        break
+                    span += tokens[j]
+                    if len(span) > 4:
+                        break
+                    if j == i and len(span) >= 2 and self._is_word(span):
+                        break  # a real word of its own (赠品), not a typo
+                    if len(span) >= 2:
+                        word = self._by_sound.get(sound(span))
+                        if word is not None and word != span:
+                            best = (j, word)
+                if best is not None:
+                    j, word = best
+                    fixes.append(f"{''.join(tokens[i : j + 1])}>{word}")
+                    out.append(word)
+                    i = j + 1
+                    replaced = True
+            if not replaced:
+                out.append(tokens[i])
+                i += 1
+        return out, fixes

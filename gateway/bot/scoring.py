@@ -1,0 +1,34 @@
+"""How match features become one 0..1 confidence: a small logistic model.
+
+The weights were fitted with ``python -m gateway.bot.tune`` (logistic regression,
+L2-regularized) on leave-one-out paraphrases of the demo FAQ plus
+``tests/data/faq_cases.jsonl``; they are few and generic, so they carry over to
+other FAQ files. Thresholds on the result live in ``BotSettings``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+
+class Features(NamedTuple):
+    w_dice: float  # idf-weighted word overlap, symmetric (best FAQ text)
+    w_tcov: float  # share of the FAQ text's word weight found in the query
+    w_qcov: float  # share of the query's word weight the entry explains
+    b_dice: float  # same three on character bigrams
+    b_tcov: float
+    b_qcov: float
+    fuzz: float  # rapidfuzz ratio of normalized strings
+    partial: float  # rapidfuzz partial_ratio (FAQ text inside a longer message)
+    keyword: float  # an entry keyword occurs in the message (weighted by its share)
+    unmatched: float  # idf mass of message words the entry lacks, in units of the rarest word
+
+
+WEIGHTS: tuple[float, ...] = (0.52, 0.92, 1.57, 0.65, 1.07, 1.77, 0.48, 0.28, 0.94, -0.75)
+BIAS = -2.41
+
+
+def score(f: Features) -> float:
+    z = BIAS + sum(w * x for w, x in zip(WEIGHTS, f, strict=True))
+    return 1.0 / (1.0 + math.exp(-z))
