@@ -206,3 +206,29 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
         """Deliver ``payload`` to every instance's listener (best effort, not stored)."""
+
+    # claims and dead letters (platform adapters' bookkeeping) ----------
+    @abc.abstractmethod
+    async def claim_once(self, key: str, ttl_s: float, value: str = "1") -> bool:
+        """Set ``key`` to ``value`` unless it is already set; True for the one caller that set it.
+
+        Atomic across instances (Redis: ``SET key value NX PX ttl``). The claim
+        expires ``ttl_s`` seconds after it was set; until then every other
+        ``claim_once`` of the same key returns False and changes nothing.
+        """
+
+    @abc.abstractmethod
+    async def get_claim(self, key: str) -> str | None:
+        """The value of an unexpired claim, else None."""
+
+    @abc.abstractmethod
+    async def release_claim(self, key: str) -> None:
+        """Forget a claim (a no-op if there is none), so it can be claimed again."""
+
+    @abc.abstractmethod
+    async def add_dead_letter(self, record: dict[str, Any], keep: int) -> None:
+        """Record one outbound send that failed for good; only the newest ``keep`` are kept."""
+
+    @abc.abstractmethod
+    async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest dead letters first, at most ``limit``, as they were added."""

@@ -50,6 +50,9 @@ class MemoryStore(Store):
         self._tickets = 0
         self._timers: dict[str, float] = {}
         self._timer_heap: list[tuple[float, str]] = []
+        self._claims: dict[str, tuple[str, float]] = {}  # key -> (value, expires at)
+        self._claims_sweep_at = 1024
+        self._dead: list[dict[str, Any]] = []  # oldest first
 
     # lifecycle -------------------------------------------------------
     async def start(self, listener: BusListener) -> None:
@@ -329,3 +332,37 @@ class MemoryStore(Store):
     # bus -------------------------------------------------------------
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
         self._emit(topic, payload)
+
+    # claims and dead letters -----------------------------------------
+    def _live_claim(self, key: str, now: float) -> str | None:
+        item = self._claims.get(key)
+        if item is None:
+            return None
+        if item[1] <= now:
+            del self._claims[key]
+            return None
+        return item[0]
+
+    async def claim_once(self, key: str, ttl_s: float, value: str = "1") -> bool:
+        now = time.time()
+        if self._live_claim(key, now) is not None:
+            return False
+        self._claims[key] = (value, now + ttl_s)
+        if len(self._claims) >= self._claims_sweep_at:  # drop expired ones now and then
+            self._claims = {k: v for k, v in self._claims.items() if v[1] > now}
+            self._claims_sweep_at = max(1024, 2 * len(self._claims))
+        return True
+
+    async def get_claim(self, key: str) -> str | None:
+        return self._live_claim(key, time.time())
+
+    async def release_claim(self, key: str) -> None:
+        self._claims.pop(key, None)
+
+    async def add_dead_letter(self, record: dict[str, Any], keep: int) -> None:
+        self._dead.append(dict(record))
+        if len(self._dead) > keep:
+            del self._dead[: len(self._dead) - keep]
+
+    async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [dict(r) for r in reversed(self._dead[-limit:])] if limit > 0 else []
