@@ -1,0 +1,1 @@
+"""Benchmark of the gateway: load generator, scenarios, echo baseline (``python -m bench.run``)."""

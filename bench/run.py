@@ -1,0 +1,974 @@
+"""``make bench``: every scenario against the gateway and the bare echo baseline.
+
+    .venv/bin/python -m bench.run                      # the full run (about 15-25 minutes)
+    .venv/bin/python -m bench.run --quick              # the smoke run (well under a minute)
+    .venv/bin/python -m bench.run --scenarios mixed --stores memory --rate 2000 --repeat 5
+
+Each scenario runs against a fresh ``gateway serve`` process per store
+(``memory://``, and ``redis://`` on a private redis-server started here), and
+the same load-generator step runs against ``bench.echo_server`` right after it,
+at the same rate. Writes ``latest.json``, ``latency.png`` and ``README.md``
+to ``bench/results/`` (or ``--out``). See docs/readme-bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import proc_rss_kb, raise_nofile
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "readme-bench.md"
+PY = sys.executable
+SCENARIOS = ("faq", "handoff", "mixed", "connections")
+STORES = ("memory", "redis")
+
+
+# ------------------------------------------------------------------ small helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def tail(path: Path, lines: int = 6) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def machine_info() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem_kb = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model or platform.processor() or "unknown",
+        "memory_gb": round(mem_kb / 1024 / 1024, 1) if mem_kb else None,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "kernel": platform.release(),
+        "hostname": platform.node(),
+    }
+
+
+def median(xs: list[float]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return round(statistics.median(xs), 3) if xs else None
+
+
+def ratio(a: float | None, b: float | None, nd: int = 3) -> float | None:
+    return round(a / b, nd) if a is not None and b else None
+
+
+# ------------------------------------------------------------------ settings
+
+
+@dataclass
+class Settings:
+    scenarios: list[str]
+    stores: list[str]
+    quick: bool
+    duration: float
+    warmup: float
+    drain: float
+    repeat: int
+    rate: float | None
+    handoff_rate: float | None
+    customers: int
+    sessions: int
+    burst_rate: float | None
+    idle_s: float
+    agents: int
+    capacity: int
+    think_s: float
+    hold_s: float
+    arrival: str
+    sweep: list[float]
+    sweep_duration: float
+    capacity_concurrency: int
+    capacity_duration: float
+    compression: bool
+    log_level: str
+    out: Path
+    plot: bool
+    update_doc: bool
+    baseline: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description="Benchmark the gateway against a bare "
+                                "aiohttp websocket echo server, scenario by scenario.")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list of: " + ", ".join(SCENARIOS))
+    p.add_argument("--stores", default="memory,redis", help="comma list of: memory, redis")
+    p.add_argument("--quick", action="store_true", help="the smoke run: seconds, small numbers")
+    p.add_argument("--duration", type=float, help="measured seconds per step (default 10; quick 1.5)")
+    p.add_argument("--warmup", type=float, help="unmeasured seconds before each step's window (default 2)")
+    p.add_argument("--drain", type=float, help="longest wait for outstanding answers after a step (default 35)")
+    p.add_argument("--repeat", type=int, help="repetitions of each gateway+baseline step (default 3)")
+    p.add_argument("--rate", type=float, help="customer messages/s offered in faq and mixed (default 2000)")
+    p.add_argument("--handoff-rate", type=float, help="handoff requests/s in the handoff scenario (default 600)")
+    p.add_argument("--customers", type=int, help="connected customers in faq/handoff/mixed (default 2000)")
+    p.add_argument("--sessions", type=int, help="idle sessions held in connections (default 10000)")
+    p.add_argument("--burst-rate", type=float, help="messages/s of the connections burst (default sessions/2s)")
+    p.add_argument("--idle", type=float, help="seconds the sessions are held idle (default 5)")
+    p.add_argument("--agents", type=int, help="simulated agents (default 30)")
+    p.add_argument("--capacity", type=int, help="conversations per agent (default 30)")
+    p.add_argument("--think", type=float, help="agent think time before the first reply, s (default 0.2)")
+    p.add_argument("--hold", type=float, help="seconds an agent keeps a conversation after replying (default 0.3)")
+    p.add_argument("--arrival", choices=("poisson", "fixed"), default="poisson", help="open-loop arrivals")
+    p.add_argument("--sweep", help="offered rates for the latency plot, comma list, or 'none' "
+                   "(default 500,1000,2000,3000,4000)")
+    p.add_argument("--sweep-duration", type=float, help="seconds per sweep point (default 5)")
+    p.add_argument("--concurrency", type=int, help="customers in the closed-loop capacity step (default 64)")
+    p.add_argument("--no-compression", action="store_true",
+                   help="do not offer permessage-deflate (browsers offer it; the default does too)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the echo baseline steps")
+    p.add_argument("--log-level", default="info", help="gateway log level (default info, as deployed)")
+    p.add_argument("--out", type=Path, default=RESULTS, help=f"results directory (default {RESULTS})")
+    p.add_argument("--no-plot", action="store_true", help="do not draw latency.png")
+    a = p.parse_args(argv)
+    q = a.quick
+    scenarios = [s.strip() for s in a.scenarios.split(",") if s.strip()]
+    stores = [s.strip() for s in a.stores.split(",") if s.strip()]
+    for s in scenarios:
+        if s not in SCENARIOS:
+            p.error(f"unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")
+    for s in stores:
+        if s not in STORES:
+            p.error(f"unknown store {s!r} (known: {', '.join(STORES)})")
+    if a.sweep is not None:
+        sweep = [] if a.sweep.strip().lower() in ("", "none", "0") else [float(x) for x in a.sweep.split(",")]
+    else:
+        sweep = [100.0, 300.0] if q else [500.0, 1000.0, 2000.0, 3000.0, 4000.0]
+
+    def pick(v: Any, full: Any, quick: Any) -> Any:
+        return v if v is not None else (quick if q else full)
+
+    out = a.out.resolve()
+    return Settings(
+        scenarios=scenarios, stores=stores, quick=q,
+        duration=pick(a.duration, 10.0, 1.5), warmup=pick(a.warmup, 2.0, 0.3), drain=pick(a.drain, 35.0, 10.0),
+        repeat=max(1, pick(a.repeat, 3, 1)), rate=a.rate, handoff_rate=a.handoff_rate,
+        customers=pick(a.customers, 2000, 40), sessions=pick(a.sessions, 10000, 300),
+        burst_rate=a.burst_rate, idle_s=pick(a.idle, 5.0, 0.5),
+        agents=pick(a.agents, 30, 4), capacity=pick(a.capacity, 30, 10),
+        think_s=pick(a.think, 0.2, 0.05), hold_s=pick(a.hold, 0.3, 0.05), arrival=a.arrival,
+        sweep=sweep, sweep_duration=pick(a.sweep_duration, 5.0, 1.0),
+        capacity_concurrency=pick(a.concurrency, 64, 8), capacity_duration=pick(None, 5.0, 1.0),
+        compression=not a.no_compression, log_level=a.log_level, out=out, plot=not a.no_plot,
+        update_doc=(not q and out == RESULTS.resolve()), baseline=not a.no_baseline,
+    )
+
+
+# ------------------------------------------------------------------ processes
+
+
+def bench_agents(n: int, capacity: int) -> list[dict[str, Any]]:
+    return [{"id": f"b{i}", "name": f"压测客服{i}", "skills": ["presale", "aftersale", "logistics"],
+             "capacity": capacity, "token": f"bench-token-{i}"} for i in range(1, n + 1)]
+
+
+def write_bench_config(tmp: Path, st: Settings, namespace: str) -> Path:
+    """The demo config with the limits a load test needs (see docs/readme-bench.md)."""
+    from tests.support import write_config
+
+    overrides = {
+        "store": {"url": "memory://", "namespace": namespace},
+        # the demo allows 10 messages / 10 s per connection; the bench sends far more per socket
+        "limits": {"customer_messages": 1_000_000, "customer_window_s": 1, "agent_messages": 1_000_000,
+                   "agent_window_s": 1, "hello_timeout_s": 60},
+        "routing": {"agent_grace_s": 0},
+        "texts": {"greeting": ""},
+        "agents": bench_agents(st.agents, st.capacity),
+    }
+    return write_config(tmp, overrides)
+
+
+class Proc:
+    """A child process with its log file."""
+
+    def __init__(self, name: str, cmd: list[str], log: Path, cwd: Path = ROOT) -> None:
+        self.name = name
+        self.log = log
+        with open(log, "wb") as f:
+            self.p = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.p.poll() is not None:
+            return
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait(5)
+
+
+def start_gateway(tmp: Path, st: Settings, store_url: str, tag: str) -> Proc:
+    cfg = write_bench_config(tmp, st, f"bench-{tag}")
+    port = free_port()
+    cmd = [PY, "-m", "gateway", "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
+           "--store", store_url, "--log-level", st.log_level]
+    proc = Proc("gateway", cmd, tmp / f"gateway-{tag}.log")
+    proc.port = port  # type: ignore[attr-defined]
+    proc.config = cfg  # type: ignore[attr-defined]
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", proc.p)
+    except (RuntimeError, TimeoutError) as e:
+        proc.stop()
+        msg = tail(proc.log, 3) or str(e)
+        raise RuntimeError(f"gateway did not start ({e}): {msg}") from None
+    return proc
+
+
+def start_echo(tmp: Path) -> Proc:
+    port = free_port()
+    proc = Proc("echo", [PY, "-m", "bench.echo_server", "--port", str(port)], tmp / "echo.log")
+    proc.port = port  # type: ignore[attr-defined]
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc.p, 30)
+    return proc
+
+
+def start_redis(tmp: Path) -> Proc:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    d = tmp / "redis"
+    d.mkdir(exist_ok=True)
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(d), "--save", "",
+           "--appendonly", "no", "--protected-mode", "no", "--maxclients", "20000"]
+    proc = Proc("redis", cmd, tmp / "redis.log")
+    proc.port = port  # type: ignore[attr-defined]
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        if not proc.alive():
+            raise RuntimeError(f"redis-server exited: {tail(proc.log, 3)}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(64).startswith(b"+PONG"):
+                return proc
+        time.sleep(0.05)
+    proc.stop()
+    raise TimeoutError("redis-server did not answer PING")
+
+
+def redis_flush(port: int) -> None:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(b"FLUSHALL\r\n")
+        s.recv(64)
+
+
+# ------------------------------------------------------------------ the FAQ texts
+
+
+def pick_questions(config_path: Path, limit: int = 24) -> tuple[list[str], list[str], str]:
+    """FAQ questions the bot answers (checked with the gateway's own bot), and a handoff text."""
+    try:
+        from gateway.bot import load_faq
+        from gateway.bot.types import DecisionKind
+        from gateway.config import load_config
+        from gateway.service.botholder import BotHolder
+
+        cfg = load_config(config_path)
+        holder = BotHolder(cfg.faq_path, cfg.bot)
+        bot = holder.build()
+        good = []
+        for e in load_faq(cfg.faq_path):
+            d = bot.decide(e.question)
+            if d.kind is DecisionKind.ANSWER and d.faq == e.id:
+                good.append(e.question)
+            if len(good) >= limit:
+                break
+        handoff = [t for t in ("转人工", "人工客服", "我要找人工") if bot.decide(t).kind is DecisionKind.HANDOFF]
+        if good and handoff:
+            return good, handoff, ""
+        note = "the bot answered none of the FAQ questions" if not good else "no handoff text is handed off"
+    except Exception as e:  # the FAQ is being edited by others: fall back, say so
+        note = f"could not check the FAQ with the bot: {e!r}"
+    return ["什么时候发货"], ["转人工"], note
+
+
+# ------------------------------------------------------------------ the progress bar
+
+
+class Progress:
+    def __init__(self, total_steps: int) -> None:
+        self.total = max(1, total_steps)
+        self.done = 0
+        self.tty = sys.stdout.isatty()
+        self.t0 = time.monotonic()
+
+    def show(self, label: str, frac: float, info: str = "") -> None:
+        if not self.tty:
+            return
+        overall = (self.done + min(1.0, frac)) / self.total
+        width = 28
+        fill = int(width * frac)
+        bar = "█" * fill + "░" * (width - fill)
+        el = time.monotonic() - self.t0
+        line = (f"\r[{self.done + 1:>2}/{self.total}] {label:<34} {bar} {frac * 100:5.1f}%  {info:<36} "
+                f"total {overall * 100:4.1f}% {el:5.0f}s")
+        sys.stdout.write(line[: shutil.get_terminal_size((160, 20)).columns])
+        sys.stdout.flush()
+
+    def step_done(self, label: str, text: str) -> None:
+        self.done += 1
+        if self.tty:
+            sys.stdout.write("\r\033[K")
+        print(f"  [{self.done:>2}/{self.total}] {label:<34} {text}", flush=True)
+
+
+# ------------------------------------------------------------------ one step
+
+
+def run_step(spec: dict[str, Any], tmp: Path, progress: Progress, label: str, timeout: float) -> dict[str, Any]:
+    """One load-generator process; returns its result (or raises RuntimeError)."""
+    n = time.monotonic_ns()
+    spec_path, out_path = tmp / f"step-{n}.json", tmp / f"result-{n}.json"
+    spec_path.write_text(json.dumps(spec, ensure_ascii=False))
+    errlog = tmp / f"loadgen-{n}.log"
+    with open(errlog, "wb") as ef:
+        p = subprocess.Popen([PY, "-m", "bench.loadgen", "--spec", str(spec_path), "--out", str(out_path)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=ef, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        assert p.stdout is not None
+        try:
+            for raw in p.stdout:
+                with contextlib.suppress(ValueError):
+                    d = json.loads(raw)
+                    progress.show(label, float(d.get("progress", 0)),
+                                  f"{d.get('phase', '')} sessions {d.get('sessions', 0)} sent {d.get('sent', 0)}")
+                if time.monotonic() > deadline:
+                    p.kill()
+                    break
+            p.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    if p.returncode != 0 or not out_path.exists():
+        raise RuntimeError(f"load generator failed (code {p.returncode}): {tail(errlog, 4)}")
+    result: dict[str, Any] = json.loads(out_path.read_text())
+    return result
+
+
+# ------------------------------------------------------------------ the scenarios
+
+
+def scenario_spec(name: str, st: Settings, questions: list[str], handoffs: list[str]) -> dict[str, Any]:
+    rate = st.rate or (200.0 if st.quick else 2000.0)
+    agents = [{"id": a["id"], "token": a["token"]} for a in bench_agents(st.agents, st.capacity)]
+    base: dict[str, Any] = {
+        "arrival": st.arrival, "duration": st.duration, "warmup": st.warmup, "drain": st.drain,
+        "customers": st.customers, "faq_questions": questions, "handoff_texts": handoffs,
+        "agents": agents, "think_s": st.think_s, "hold_s": st.hold_s, "compression": st.compression,
+    }
+    if name == "faq":
+        return {**base, "mode": "open", "rate": rate, "handoff_share": 0.0}
+    if name == "handoff":
+        hr = st.handoff_rate or (60.0 if st.quick else 600.0)
+        return {**base, "mode": "open", "rate": hr, "handoff_share": 1.0}
+    if name == "mixed":
+        return {**base, "mode": "open", "rate": rate, "handoff_share": 0.3}
+    burst = st.burst_rate or max(1.0, st.sessions / 2.0)
+    return {**base, "mode": "connections", "sessions": st.sessions, "idle_s": st.idle_s, "burst_rate": burst,
+            "rate": burst, "handoff_share": 0.0, "connect_concurrency": 100}
+
+
+def workload_text(name: str, spec: dict[str, Any], st: Settings) -> str:
+    arr = "Poisson" if spec["arrival"] == "poisson" else "evenly spaced"
+    comp = "permessage-deflate on" if st.compression else "no compression"
+    common = (f"latency from each message's scheduled send time; {st.repeat} repetition(s) of "
+              f"{spec['warmup']:g} s warm-up + {spec['duration']:g} s measured; {comp}")
+    agents = (f"{st.agents} agents x capacity {st.capacity} (all skills), reply after {spec['think_s']:g} s "
+              f"think time, close {spec['hold_s']:g} s later")
+    nq = len(spec["faq_questions"])
+    if name == "faq":
+        return (f"open loop, {arr} arrivals at {spec['rate']:g} msg/s over {spec['customers']} connected "
+                f"customers; every message is one of {nq} FAQ questions the bot answers; {common}. "
+                f"Capacity: closed loop, {st.capacity_concurrency} customers sending back to back for "
+                f"{st.capacity_duration:g} s")
+    if name == "handoff":
+        return (f"open loop, {arr} arrivals at {spec['rate']:g} handoff requests/s ('{spec['handoff_texts'][0]}') "
+                f"over {spec['customers']} customers; {agents}; first response = the agent's first message; {common}")
+    if name == "mixed":
+        return (f"open loop, {arr} arrivals at {spec['rate']:g} customer msg/s over {spec['customers']} customers: "
+                f"70% FAQ questions answered by the bot, 30% handoff requests; {agents}; {common}")
+    return (f"{spec['sessions']} customer sessions opened (hello/welcome, 100 handshakes in flight), held idle "
+            f"{spec['idle_s']:g} s, memory per session from the server's RSS delta; then a burst of one FAQ "
+            f"question per session at {spec['burst_rate']:g} msg/s; {comp}")
+
+
+def step_timeout(spec: dict[str, Any]) -> float:
+    n = int(spec.get("sessions") or spec.get("customers") or 100)
+    return 120.0 + n / 50.0 + float(spec["warmup"]) + float(spec["duration"]) + float(spec["drain"]) * 1.5
+
+
+def flat(r: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of one step that the table and the JSON report."""
+    c = r.get("connections") or {}
+    return {
+        "target": r["target"], "throughput": r["throughput"], "answer_throughput": r["answer_throughput"],
+        "sent": r["sent"], "ack_p50_ms": r["ack"]["p50"], "ack_p99_ms": r["ack"]["p99"],
+        "answer_p50_ms": r["answer"]["p50"], "answer_p99_ms": r["answer"]["p99"],
+        "first_response_p50_ms": r["first_response"]["p50"], "first_response_p99_ms": r["first_response"]["p99"],
+        "assign_p99_ms": r["assign"]["p99"], "queue_wait_p99_ms": r["queue_wait"]["p99"],
+        "within_30s": r["within_30s"], "cpu_ms_per_msg": r["cpu_ms_per_msg"],
+        "redis_cpu_ms_per_msg": r["redis_cpu_ms_per_msg"], "generator_cpu_ms_per_msg": r["generator_cpu_ms_per_msg"],
+        "machine_cpu_busy": r["machine_cpu_busy"], "send_lag_p99_ms": r["send_lag"]["p99"],
+        "failed": r["failed"], "errors": r["errors"], "unexpected": r["unexpected"], "skipped": r["skipped"],
+        "disconnects": r["disconnects"],
+        **({"sessions_held": c.get("held_after_idle"), "rss_per_session_kb": c.get("rss_per_session_kb"),
+            "connect_rate": c.get("connect_rate"), "handshake_p99_ms": (c.get("handshake") or {}).get("p99"),
+            "server_cpu_ms_per_session": c.get("server_cpu_ms_per_session")} if c else {}),
+    }
+
+
+def aggregate(runs: list[dict[str, Any]], key: str) -> float | None:
+    return median([r.get(key) for r in runs])
+
+
+def spread(runs: list[dict[str, Any]], key: str) -> list[float] | None:
+    xs = [r.get(key) for r in runs if r.get(key) is not None]
+    return [min(xs), max(xs)] if xs else None
+
+
+KEYS = ("throughput", "answer_throughput", "ack_p50_ms", "ack_p99_ms", "answer_p50_ms", "answer_p99_ms",
+        "first_response_p50_ms", "first_response_p99_ms", "assign_p99_ms", "queue_wait_p99_ms", "within_30s",
+        "cpu_ms_per_msg", "redis_cpu_ms_per_msg", "generator_cpu_ms_per_msg", "machine_cpu_busy",
+        "send_lag_p99_ms", "sessions_held", "rss_per_session_kb", "connect_rate", "handshake_p99_ms",
+        "server_cpu_ms_per_session")
+
+
+def build_row(name: str, store: str, spec: dict[str, Any], st: Settings, gw: list[dict[str, Any]],
+              echo: list[dict[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "scenario": name, "store": store, "status": "ok", "reason": "",
+        "workload": workload_text(name, spec, st),
+        "offered_rate": spec["rate"], "duration_s": spec["duration"], "repeats": len(gw),
+        "customers": spec.get("sessions") if name == "connections" else spec["customers"],
+    }
+    for k in KEYS:
+        if any(k in r for r in gw):
+            row[k] = aggregate(gw, k)
+    if name != "connections":
+        # within_30s must hold in every repetition: report the worst one, not the median
+        row["within_30s"] = min((r["within_30s"] for r in gw if r.get("within_30s") is not None), default=None)
+    row["ack_p99_ms_range"] = spread(gw, "ack_p99_ms")
+    row["answer_p99_ms_range"] = spread(gw, "answer_p99_ms")
+    row["first_response_p99_ms_range"] = spread(gw, "first_response_p99_ms")
+    row["cpu_ms_per_msg_range"] = spread(gw, "cpu_ms_per_msg")
+    row["baseline_throughput"] = aggregate(echo, "throughput")
+    row["baseline_ack_p50_ms"] = aggregate(echo, "ack_p50_ms")
+    row["baseline_ack_p99_ms"] = aggregate(echo, "ack_p99_ms")
+    row["baseline_cpu_ms_per_msg"] = aggregate(echo, "cpu_ms_per_msg")
+    if name == "connections":
+        row["baseline_rss_per_session_kb"] = aggregate(echo, "rss_per_session_kb")
+    row["ratio"] = ratio(row.get("throughput"), row["baseline_throughput"])
+    row["ack_p99_ratio"] = ratio(row.get("ack_p99_ms"), row["baseline_ack_p99_ms"], 2)
+    row["cpu_ratio"] = ratio(row.get("cpu_ms_per_msg"), row["baseline_cpu_ms_per_msg"], 2)
+    failed: dict[str, int] = {}
+    for r in gw:
+        for k, v in {**r["failed"], **{f"error:{k}": v for k, v in r["errors"].items()},
+                     **{f"unexpected:{k}": v for k, v in r["unexpected"].items()}}.items():
+            failed[k] = failed.get(k, 0) + v
+        if r["skipped"]:
+            failed["no_free_customer"] = failed.get("no_free_customer", 0) + r["skipped"]
+    row["problems"] = failed
+    row["runs"] = gw
+    row["baseline_runs"] = echo
+    return row
+
+
+def error_row(name: str, store: str, spec: dict[str, Any] | None, st: Settings, status: str, reason: str
+              ) -> dict[str, Any]:
+    return {"scenario": name, "store": store, "status": status, "reason": reason,
+            "workload": workload_text(name, spec, st) if spec else "",
+            "offered_rate": spec["rate"] if spec else None}
+
+
+# ------------------------------------------------------------------ targets
+
+
+def check_targets(rows: list[dict[str, Any]]) -> None:
+    """Attach the issue's targets to the rows they concern: {name: {target, value, ok}}."""
+    by = {(r["scenario"], r["store"]): r for r in rows if r.get("status") == "ok"}
+
+    def put(r: dict[str, Any], name: str, target: str, value: Any, ok: bool | None) -> None:
+        r.setdefault("targets", {})[name] = {"target": target, "value": value, "ok": ok}
+
+    for r in by.values():
+        s = r["scenario"]
+        if s == "connections":
+            held = r.get("sessions_held")
+            enough = (r.get("customers") or 0) >= 10000
+            put(r, "sessions_held", ">= 10000", held, (held or 0) >= 10000 if enough else None)
+            kb = r.get("rss_per_session_kb")
+            put(r, "rss_per_session_kb", "<= 20 (aim)", kb, kb is not None and kb <= 20)
+        if s == "mixed":
+            at = (r.get("offered_rate") or 0) >= 2000
+            for k, lim in (("ack_p99_ms", 20), ("answer_p99_ms", 30), ("first_response_p99_ms", 1000)):
+                v = r.get(k)
+                put(r, k, f"<= {lim} at 2000 msg/s", v, (v is not None and v <= lim) if at else None)
+            w = r.get("within_30s")
+            put(r, "within_30s", "= 1.0", w, w == 1.0)
+        if s == "faq":
+            cr = r.get("capacity_ratio")
+            put(r, "capacity_ratio", ">= 0.40 of echo", cr, cr is not None and cr >= 0.4)
+        if r["store"] == "redis":
+            mem = by.get((s, "memory"))
+            if mem and mem.get("ack_p99_ms") and r.get("ack_p99_ms") is not None:
+                x = round(r["ack_p99_ms"] / mem["ack_p99_ms"], 2)
+                r["ack_p99_vs_memory"] = x
+                put(r, "ack_p99_vs_memory", "<= 2.0", x, x <= 2.0)
+
+
+# ------------------------------------------------------------------ output
+
+
+def fmt(v: Any, nd: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ["scenario", "store", "offered/s", "thru/s", "echo/s", "ratio", "ack p50", "ack p99", "ack p99 range",
+            "answer p99", "1st resp p99", "≤30s", "cpu ms/msg", "echo cpu", "notes"]
+    lines = [head]
+    for r in rows:
+        if r.get("status") != "ok":
+            lines.append([r["scenario"], r["store"], fmt(r.get("offered_rate"), 0), "", "", "", "", "", "", "", "",
+                          "", "", "", f"{r['status']}: {r['reason'][:90]}"])
+            continue
+        rng = r.get("ack_p99_ms_range")
+        notes = []
+        if r["scenario"] == "faq" and r.get("capacity") is not None:
+            notes.append(f"capacity {r['capacity']:.0f}/s vs echo {fmt(r.get('baseline_capacity'), 0)}/s "
+                         f"= {fmt(r.get('capacity_ratio'), 2)}")
+        if r["scenario"] == "connections":
+            notes.append(f"held {r.get('sessions_held')}, {fmt(r.get('rss_per_session_kb'))} KB/session "
+                         f"(echo {fmt(r.get('baseline_rss_per_session_kb'))})")
+        if r.get("ack_p99_vs_memory") is not None:
+            notes.append(f"ack p99 {r['ack_p99_vs_memory']}x memory")
+        if r.get("redis_cpu_ms_per_msg") is not None:
+            notes.append(f"redis cpu {r['redis_cpu_ms_per_msg']:.3f} ms/msg")
+        if r.get("problems"):
+            notes.append("problems " + ", ".join(f"{k}={v}" for k, v in r["problems"].items()))
+        lines.append([
+            r["scenario"], r["store"], fmt(r.get("offered_rate"), 0), fmt(r.get("throughput"), 0),
+            fmt(r.get("baseline_throughput"), 0), fmt(r.get("ratio"), 2), fmt(r.get("ack_p50_ms"), 2),
+            fmt(r.get("ack_p99_ms"), 1), f"{rng[0]:.1f}-{rng[1]:.1f}" if rng else "-",
+            fmt(r.get("answer_p99_ms"), 1), fmt(r.get("first_response_p99_ms"), 0),
+            f"{r['within_30s'] * 100:.2f}%" if r.get("within_30s") is not None else "-",
+            fmt(r.get("cpu_ms_per_msg"), 3), fmt(r.get("baseline_cpu_ms_per_msg"), 3), "; ".join(notes),
+        ])
+    widths = [max(len(str(x[i])) for x in lines) for i in range(len(head) - 1)]
+    out = []
+    for i, ln in enumerate(lines):
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(ln[:-1], widths, strict=True)) + "  " + ln[-1])
+        if i == 0:
+            out.append("-" * (sum(widths) + 2 * len(widths) + 5))
+    return "\n".join(out)
+
+
+def md_table(rows: list[dict[str, Any]]) -> str:
+    head = ["scenario", "store", "offered msg/s", "throughput/s", "echo/s", "ratio", "ack p50 ms",
+            "ack p99 ms (range)", "answer p99 ms", "1st response p99 ms", "within 30 s", "server cpu ms/msg",
+            "echo cpu ms/msg", "notes"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        if r.get("status") != "ok":
+            out.append(f"| {r['scenario']} | {r['store']} | {fmt(r.get('offered_rate'), 0)} | | | | | | | | | | | "
+                       f"{r['status']}: {r['reason'].replace('|', '/')[:160]} |")
+            continue
+        rng = r.get("ack_p99_ms_range")
+        notes = []
+        if r["scenario"] == "faq" and r.get("capacity") is not None:
+            notes.append(f"capacity {r['capacity']:.0f}/s vs echo {fmt(r.get('baseline_capacity'), 0)}/s "
+                         f"= **{fmt(r.get('capacity_ratio'), 2)}**")
+        if r["scenario"] == "connections":
+            notes.append(f"{r.get('sessions_held')} held, **{fmt(r.get('rss_per_session_kb'))} KB/session** "
+                         f"(echo {fmt(r.get('baseline_rss_per_session_kb'))})")
+        if r.get("ack_p99_vs_memory") is not None:
+            notes.append(f"ack p99 = {r['ack_p99_vs_memory']}x memory")
+        if r.get("redis_cpu_ms_per_msg") is not None:
+            notes.append(f"redis-server {r['redis_cpu_ms_per_msg']:.3f} ms/msg")
+        if r.get("problems"):
+            notes.append("problems: " + ", ".join(f"{k}={v}" for k, v in r["problems"].items()))
+        out.append("| " + " | ".join([
+            r["scenario"], r["store"], fmt(r.get("offered_rate"), 0), fmt(r.get("throughput"), 0),
+            fmt(r.get("baseline_throughput"), 0), fmt(r.get("ratio"), 2), fmt(r.get("ack_p50_ms"), 2),
+            f"{fmt(r.get('ack_p99_ms'), 1)}" + (f" ({rng[0]:.1f}-{rng[1]:.1f})" if rng else ""),
+            fmt(r.get("answer_p99_ms"), 1), fmt(r.get("first_response_p99_ms"), 0),
+            f"{r['within_30s'] * 100:.2f}%" if r.get("within_30s") is not None else "-",
+            fmt(r.get("cpu_ms_per_msg"), 3), fmt(r.get("baseline_cpu_ms_per_msg"), 3), "; ".join(notes),
+        ]) + " |")
+    return "\n".join(out)
+
+
+def targets_md(rows: list[dict[str, Any]]) -> str:
+    out = ["| scenario | store | target | wanted | measured | |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        for name, t in (r.get("targets") or {}).items():
+            mark = "n/a (not at the target's load)" if t["ok"] is None else ("met" if t["ok"] else "**missed**")
+            out.append(f"| {r['scenario']} | {r['store']} | {name} | {t['target']} | {fmt(t['value'], 3)} | {mark} |")
+    return "\n".join(out) if len(out) > 2 else "(no target applies to this run)"
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> bool:
+    points = [p for r in rows if r.get("scenario") == "faq" for p in r.get("sweep") or []]
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    series: dict[str, list[dict[str, Any]]] = {}
+    echo_store = next((p["store"] for p in points if p["target"] == "echo"), None)
+    for p in points:
+        if p["target"] == "echo" and p["store"] != echo_store:
+            continue  # the same echo server measured again next to the other store: one line is enough
+        series.setdefault(p["label"], []).append(p)
+    colors = {"gateway memory://": "tab:blue", "gateway redis://": "tab:red", "echo baseline": "tab:gray"}
+    for ax, (metric, title) in zip(axes, (("ack", "ack latency"), ("answer", "bot answer latency (echo: echo)")),
+                                   strict=True):
+        for label, ps in sorted(series.items()):
+            ps = sorted(ps, key=lambda p: p["rate"])
+            xs = [p["rate"] for p in ps]
+            c = colors.get(label)
+            for pct, style in (("p50", "--"), ("p99", "-")):
+                ys = [p[f"{metric}_{pct}_ms"] for p in ps]
+                if any(y is not None for y in ys):
+                    ax.plot(xs, [y if y is not None else float("nan") for y in ys], style, marker="o",
+                            color=c, label=f"{label} {pct}")
+        ax.set_title(title)
+        ax.set_xlabel("offered load (customer messages/s, open loop)")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("ms from scheduled send (log)")
+    axes[1].legend(fontsize=7, loc="upper left")
+    m = machine_info()
+    fig.suptitle(f"gateway vs bare aiohttp echo, faq scenario, {m['nproc']} CPU {m['cpu_model']}", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def readme(rows: list[dict[str, Any]], st: Settings, info: dict[str, Any], plotted: bool, started: str,
+           note: str) -> str:
+    m = info
+    lines = [
+        "# Benchmark results (latest run)",
+        "",
+        f"Generated by `python -m bench.run{' --quick' if st.quick else ''}` on {started}. "
+        "How to run it and what each number means: [docs/readme-bench.md](../../docs/readme-bench.md).",
+        "",
+        f"**Machine:** {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, "
+        f"Python {m['python']} ({m['implementation']}), Linux {m['kernel']}. Gateway, load generator, "
+        "echo server and redis-server share these CPUs.",
+        "",
+        md_table(rows),
+        "",
+        "Medians over the repetitions; `range` is the lowest and highest p99 of the repetitions. "
+        "`ratio` = gateway throughput / echo throughput at the same offered rate (1.00 = kept up like bare "
+        "websockets); the server CPU time per message comes from /proc/<pid>/stat and is the steadiest number "
+        "on a shared machine.",
+        "",
+        "## Targets",
+        "",
+        targets_md(rows),
+        "",
+    ]
+    if plotted:
+        lines += ["## Latency against offered load (faq scenario)", "", "![latency](latency.png)", ""]
+    lines += ["## Workloads", ""]
+    for r in rows:
+        if r.get("workload"):
+            lines.append(f"- **{r['scenario']} / {r['store']}**: {r['workload']}.")
+    if note:
+        lines += ["", f"Note: {note}"]
+    return "\n".join(lines) + "\n"
+
+
+def update_doc(md: str) -> None:
+    """Replace the results section of docs/readme-bench.md (between its markers)."""
+    start, end = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
+    if not DOC.exists():
+        return
+    text = DOC.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        return
+    body = md.split("\n", 2)[2] if md.startswith("# ") else md
+    body = body.replace("](latency.png)", "](../bench/results/latency.png)").replace("](../../docs/", "](")
+    new = text[: text.index(start) + len(start)] + "\n" + body.strip() + "\n" + text[text.index(end):]
+    DOC.write_text(new, encoding="utf-8")
+
+
+# ------------------------------------------------------------------ the run
+
+
+class Bench:
+    def __init__(self, st: Settings) -> None:
+        self.st = st
+        self.tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
+        self.rows: list[dict[str, Any]] = []
+        self.echo: Proc | None = None
+        self.redis: Proc | None = None
+        self.questions: list[str] = []
+        self.handoffs: list[str] = []
+        self.note = ""
+        self.steps = 0
+
+    def plan(self) -> int:
+        st = self.st
+        per = 2 if st.baseline else 1
+        n = 0
+        for _store in st.stores:
+            for s in st.scenarios:
+                n += (1 if s == "connections" else st.repeat) * per
+                if s == "faq":
+                    n += len(st.sweep) * per + per
+        return n
+
+    def step(self, spec: dict[str, Any], label: str, prog: Progress, pids: dict[str, int]) -> dict[str, Any]:
+        self.steps += 1
+        spec = {**spec, "pids": pids, "tag": f"s{self.steps}"}
+        r = run_step(spec, self.tmp, prog, label, step_timeout(spec))
+        f = flat(r)
+        extra = ""
+        if r.get("connections"):
+            c = r["connections"]
+            extra = f" held {c['held_after_idle']}/{c['requested']} {fmt(c['rss_per_session_kb'])} KB/session"
+        prog.step_done(label, f"thru {f['throughput']:.0f}/s ack p50 {fmt(f['ack_p50_ms'], 2)} p99 "
+                              f"{fmt(f['ack_p99_ms'])} ms answer p99 {fmt(f['answer_p99_ms'])} 1st "
+                              f"{fmt(f['first_response_p99_ms'], 0)} cpu {fmt(f['cpu_ms_per_msg'], 3)} ms/msg"
+                              + extra)
+        return f
+
+    def run(self) -> list[dict[str, Any]]:
+        st = self.st
+        nofile = raise_nofile()  # inherited by the gateway, echo server and load generators
+        started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        info = machine_info()
+        print(f"gateway bench: {info['nproc']} CPUs ({info['cpu_model']}), Python {info['python']}, "
+              f"open files {nofile}; scenarios {','.join(st.scenarios)}; stores {','.join(st.stores)}"
+              f"{' (quick)' if st.quick else ''}", flush=True)
+        probe_cfg = write_bench_config(self.tmp, st, "probe")
+        self.questions, self.handoffs, self.note = pick_questions(probe_cfg)
+        if self.note:
+            print(f"  note: {self.note}", flush=True)
+        prog = Progress(self.plan())
+        try:
+            if st.baseline:
+                self.echo = start_echo(self.tmp)
+            for store in st.stores:
+                self.run_store(store, prog)
+        finally:
+            if self.echo is not None:
+                self.echo.stop()
+            if self.redis is not None:
+                self.redis.stop()
+        check_targets(self.rows)
+        for r in self.rows:
+            r["machine"] = info
+        self.write(info, started)
+        return self.rows
+
+    def run_store(self, store: str, prog: Progress) -> None:
+        st = self.st
+        url = "memory://"
+        if store == "redis":
+            try:
+                self.redis = start_redis(self.tmp)
+            except (FileNotFoundError, RuntimeError, TimeoutError) as e:
+                print(f"  redis: skipped: {e}", flush=True)
+                for s in st.scenarios:
+                    self.rows.append(error_row(s, store, scenario_spec(s, st, self.questions, self.handoffs), st,
+                                               "skipped", str(e)))
+                    prog.done += (1 if s == "connections" else st.repeat) * (2 if st.baseline else 1)
+                return
+            url = f"redis://127.0.0.1:{self.redis.port}/0"  # type: ignore[attr-defined]
+        gateway: Proc | None = None
+        try:
+            for name in st.scenarios:
+                spec = scenario_spec(name, st, self.questions, self.handoffs)
+                n_steps = ((1 if name == "connections" else st.repeat)
+                           + ((len(st.sweep) + 1) if name == "faq" else 0)) * (2 if st.baseline else 1)
+                # a fresh gateway per scenario (one per store in the quick run)
+                if gateway is not None and (not st.quick or not gateway.alive()):
+                    gateway.stop()
+                    gateway = None
+                if gateway is None:
+                    if self.redis is not None and store == "redis":
+                        redis_flush(self.redis.port)  # type: ignore[attr-defined]
+                    try:
+                        gateway = start_gateway(self.tmp, st, url, f"{store}-{name}")
+                    except RuntimeError as e:
+                        print(f"  {name}/{store}: error: {e}", flush=True)
+                        self.rows.append(error_row(name, store, spec, st, "error", str(e)))
+                        prog.done += n_steps
+                        continue
+                try:
+                    self.rows.append(self.run_scenario(name, store, spec, gateway, prog))
+                except RuntimeError as e:
+                    print(f"\n  {name}/{store}: error: {e}", flush=True)
+                    self.rows.append(error_row(name, store, spec, st, "error", str(e)))
+        finally:
+            if gateway is not None:
+                gateway.stop()
+
+    def run_scenario(self, name: str, store: str, spec: dict[str, Any], gateway: Proc, prog: Progress
+                     ) -> dict[str, Any]:
+        st = self.st
+        gw_url = f"ws://127.0.0.1:{gateway.port}"  # type: ignore[attr-defined]
+        pids = {"server": gateway.pid}
+        if store == "redis" and self.redis is not None:
+            pids["redis"] = self.redis.pid
+        echo_pids = {"server": self.echo.pid} if self.echo else {}
+        echo_url = f"ws://127.0.0.1:{self.echo.port}" if self.echo else ""  # type: ignore[attr-defined]
+        reps = 1 if name == "connections" else st.repeat
+        gw_runs: list[dict[str, Any]] = []
+        echo_runs: list[dict[str, Any]] = []
+        for i in range(reps):
+            rep = f" {i + 1}/{reps}" if reps > 1 else ""
+            gw_runs.append(self.step({**spec, "url": gw_url, "target": "gateway", "seed": i + 1},
+                                     f"{name}/{store} gateway{rep}", prog, pids))
+            if not gateway.alive():
+                raise RuntimeError(f"the gateway died: {tail(gateway.log, 3)}")
+            if self.echo is not None:
+                echo_runs.append(self.step({**spec, "url": echo_url, "target": "echo", "seed": i + 1},
+                                           f"{name}/{store} echo{rep}", prog, echo_pids))
+        row = build_row(name, store, spec, st, gw_runs, echo_runs)
+        row["server_rss_kb_end"] = proc_rss_kb(gateway.pid)
+        if name == "faq":
+            self.faq_extras(row, spec, gw_url, echo_url, store, prog, pids, echo_pids)
+        return row
+
+    def faq_extras(self, row: dict[str, Any], spec: dict[str, Any], gw_url: str, echo_url: str, store: str,
+                   prog: Progress, pids: dict[str, int], echo_pids: dict[str, int]) -> None:
+        """Closed-loop capacity (the 40 % target) and the rate sweep for the plot."""
+        st = self.st
+        cap = {**spec, "mode": "closed", "concurrency": st.capacity_concurrency, "warmup": min(1.0, st.warmup),
+               "duration": st.capacity_duration, "customers": st.capacity_concurrency}
+        g = self.step({**cap, "url": gw_url, "target": "gateway"}, f"faq/{store} capacity gateway", prog, pids)
+        row["capacity"] = g["throughput"]
+        row["capacity_ack_p99_ms"] = g["ack_p99_ms"]
+        row["capacity_cpu_ms_per_msg"] = g["cpu_ms_per_msg"]
+        if echo_url:
+            e = self.step({**cap, "url": echo_url, "target": "echo"}, f"faq/{store} capacity echo", prog, echo_pids)
+            row["baseline_capacity"] = e["throughput"]
+            row["baseline_capacity_cpu_ms_per_msg"] = e["cpu_ms_per_msg"]
+            row["capacity_ratio"] = ratio(row["capacity"], e["throughput"])
+        sweep: list[dict[str, Any]] = []
+        for rate in st.sweep:
+            pt = {**spec, "rate": rate, "duration": st.sweep_duration, "warmup": min(1.0, st.warmup),
+                  "customers": min(st.customers, max(50, int(rate / 2)))}
+            targets = [("gateway", gw_url, pids, f"gateway {store}://")]
+            if echo_url:
+                targets.append(("echo", echo_url, echo_pids, "echo baseline"))
+            for tgt, url, p, label in targets:
+                f = self.step({**pt, "url": url, "target": tgt}, f"faq/{store} sweep {rate:g}/s {tgt}", prog, p)
+                sweep.append({"label": label, "store": store, "target": tgt, "rate": rate,
+                              "throughput": f["throughput"], "ack_p50_ms": f["ack_p50_ms"],
+                              "ack_p99_ms": f["ack_p99_ms"], "answer_p50_ms": f["answer_p50_ms"],
+                              "answer_p99_ms": f["answer_p99_ms"], "cpu_ms_per_msg": f["cpu_ms_per_msg"]})
+        row["sweep"] = sweep
+
+    def write(self, info: dict[str, Any], started: str) -> None:
+        st = self.st
+        st.out.mkdir(parents=True, exist_ok=True)
+        tmp = st.out / "latest.json.tmp"
+        tmp.write_text(json.dumps(self.rows, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, st.out / "latest.json")
+        plotted = False
+        if st.plot:
+            try:
+                plotted = plot(self.rows, st.out / "latency.png")
+            except Exception as e:  # a plot must not lose the numbers
+                print(f"  plot failed: {e!r}", flush=True)
+        md = readme(self.rows, st, info, plotted, started, self.note)
+        (st.out / "README.md").write_text(md, encoding="utf-8")
+        if st.update_doc:
+            update_doc(md)
+        print()
+        print(table(self.rows))
+        print()
+        for r in self.rows:
+            for name, t in (r.get("targets") or {}).items():
+                mark = "n/a " if t["ok"] is None else ("ok  " if t["ok"] else "MISS")
+                print(f"  {mark} {r['scenario']}/{r['store']} {name} {t['target']}: {fmt(t['value'], 3)}")
+        print(f"\nwrote {st.out / 'latest.json'}" + (f", {st.out / 'latency.png'}" if plotted else "")
+              + f", {st.out / 'README.md'}", flush=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    st = parse_args(argv)
+    bench = Bench(st)
+    try:
+        rows = bench.run()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    return 0 if any(r.get("status") == "ok" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
