@@ -118,13 +118,10 @@ class FaqBot:
         priority = verdict.priority
 
         handoff_words = self._rules.handoff.find(folded)
-        if handoff_words:
+        if handoff_words or (priority is Priority.URGENT and s.handoff_on_urgent):
             reasons.extend(f"handoff:{w}" for w in handoff_words)
-            return self._handoff(folded, priority, reasons, orders, [])
-        if priority is Priority.URGENT and s.handoff_on_urgent:
-            return self._handoff(
-                folded, priority, reasons, orders, self._index.rank(self._analyzer.analyze(body, query=True))
-            )
+            # Still rank: the nearest FAQ entry tells which team should take it.
+            return self._handoff(folded, priority, reasons, orders, self._rank(body))
 
         exact = self._exact.get(folded)
         parts = self._analyzer.clauses(body)
@@ -155,12 +152,11 @@ class FaqBot:
         if talk is not None:
             return self._small_talk(talk, priority, reasons, orders)
 
-        ranked = self._index.rank(q)
+        # One meaningful character ("谁", "退") is too little to answer or suggest from.
+        ranked = self._index.rank(q) if len(q.compact) >= 2 else []
         top = ranked[0] if ranked else None
         runner = ranked[1].score if len(ranked) > 1 else 0.0
-        # One meaningful character ("谁", "退") is never enough to answer from.
-        confident = top is not None and top.score >= s.answer_threshold and len(q.compact) >= 2
-        if top is not None and confident and top.score - runner >= s.min_margin:
+        if top is not None and top.score >= s.answer_threshold and top.score - runner >= s.min_margin:
             e = self._entries[top.entry]
             return BotDecision(
                 DecisionKind.ANSWER,
@@ -189,6 +185,10 @@ class FaqBot:
             )
         reasons.append("no_match")
         return self._handoff(folded, priority, reasons, orders, ranked)
+
+    def _rank(self, body: str) -> list[Ranked]:
+        q = self._analyzer.analyze(body, query=True)
+        return self._index.rank(q) if len(q.compact) >= 2 else []
 
     def _small_talk(
         self, talk: SmallTalk, priority: Priority, reasons: list[str], orders: tuple[str, ...]

@@ -19,7 +19,7 @@ from rapidfuzz import fuzz
 
 from gateway.bot.faq import FaqEntry
 from gateway.bot.normalize import FillerStripper, clauses
-from gateway.bot.pinyin import HomophoneFixer
+from gateway.bot.pinyin import HomophoneFixer, sound_bigrams
 from gateway.bot.scoring import Features, score
 from gateway.bot.segment import STOP_WORDS, Segmenter
 
@@ -157,6 +157,23 @@ class Doc:
     text: Analyzed
     word_mass: float
     bigram_mass: float
+    sounds: frozenset[str]
+    term_set: frozenset[str]
+    gram_set: frozenset[str]
+
+
+@dataclass(slots=True, frozen=True)
+class Query:
+    """A message prepared once for scoring against many candidates."""
+
+    text: Analyzed
+    terms: frozenset[str]
+    grams: frozenset[str]
+    term_w: dict[str, float]
+    gram_w: dict[str, float]
+    word_mass: float
+    gram_mass: float
+    sounds: frozenset[str]
 
 
 @dataclass(slots=True)
@@ -169,7 +186,7 @@ class Ranked:
 class FaqIndex:
     """Inverted index and scorer over analyzed FAQ entries."""
 
-    CANDIDATES = 20
+    CANDIDATES = 12
 
     def __init__(self, entries: Sequence[FaqEntry], analyzer: Analyzer) -> None:
         self.analyzer = analyzer
@@ -209,6 +226,9 @@ class FaqIndex:
                         a,
                         sum(self.word_weight(t) for t in a.terms),
                         sum(self.bigram_weight(g) for g in a.bigrams),
+                        sound_bigrams(a.compact),
+                        frozenset(a.terms),
+                        frozenset(a.bigrams),
                     )
                     for raw, a in zip(entries[i].texts, analyzed, strict=True)
                     if a.compact
@@ -229,6 +249,7 @@ class FaqIndex:
         return self.unknown_idf if w is None else w
 
     def candidates(self, q: Analyzed) -> list[int]:
+        """Entries sharing idf-weighted words or bigrams with ``q``, best first (at most ``CANDIDATES``)."""
         if self.n == 0:
             return []
         acc = np.zeros(self.n, dtype=np.float64)
@@ -242,30 +263,67 @@ class FaqIndex:
                 acc[post] += 0.5 * self.bigram_idf[g]
         k = min(self.CANDIDATES, self.n)
         top = np.argpartition(-acc, k - 1)[:k] if self.n > k else np.arange(self.n)
-        return [int(i) for i in top if acc[i] > 0]
+        best = float(acc[top].max()) if len(top) else 0.0
+        # Far behind the best candidate on shared words: cannot win, skip the costly features.
+        floor = max(best * 0.3, 1e-9)
+        return [int(i) for i in top if acc[i] >= floor]
 
-    def features(self, q: Analyzed, e: int) -> Features:
-        q_terms = set(q.terms)
-        q_grams = set(q.bigrams)
-        q_word_mass = sum(self.word_weight(t) for t in q.terms) or 1.0
-        q_gram_mass = sum(self.bigram_weight(g) for g in q.bigrams) or 1.0
-        w_dice = w_tcov = b_dice = b_tcov = fz = pfz = 0.0
+    def prepare(self, q: Analyzed) -> Query:
+        term_w = {t: self.word_weight(t) for t in q.terms}
+        gram_w = {g: self.bigram_weight(g) for g in q.bigrams}
+        return Query(
+            q,
+            frozenset(term_w),
+            frozenset(gram_w),
+            term_w,
+            gram_w,
+            sum(term_w.values()) or 1.0,
+            sum(gram_w.values()) or 1.0,
+            sound_bigrams(q.compact),
+        )
+
+    def features(self, query: Query, e: int) -> Features:
+        q = query.text
+        word_idf, bigram_idf = self.word_idf, self.bigram_idf
+        w_dice = w_tcov = b_dice = b_tcov = fz = pfz = p_tcov = 0.0
+        q_terms, q_grams, q_sounds, q_compact = query.terms, query.grams, query.sounds, q.compact
+        q_word_mass, q_gram_mass = query.word_mass, query.gram_mass
+        word_get, gram_get = word_idf.__getitem__, bigram_idf.__getitem__
+        ratio, partial = fuzz.ratio, fuzz.partial_ratio
         for d in self.docs[e]:
-            mw = sum(self.word_idf.get(t, 0.0) for t in d.text.terms if t in q_terms)
-            mg = sum(self.bigram_idf.get(g, 0.0) for g in d.text.bigrams if g in q_grams)
+            if d.sounds:
+                v = len(d.sounds & q_sounds) / len(d.sounds)
+                if v > p_tcov:
+                    p_tcov = v
             if d.word_mass:
-                w_dice = max(w_dice, 2 * mw / (q_word_mass + d.word_mass))
-                w_tcov = max(w_tcov, mw / d.word_mass)
+                mw = sum(map(word_get, d.term_set & q_terms))
+                v = 2 * mw / (q_word_mass + d.word_mass)
+                if v > w_dice:
+                    w_dice = v
+                v = mw / d.word_mass
+                if v > w_tcov:
+                    w_tcov = v
             if d.bigram_mass:
-                b_dice = max(b_dice, 2 * mg / (q_gram_mass + d.bigram_mass))
-                b_tcov = max(b_tcov, mg / d.bigram_mass)
-            fz = max(fz, fuzz.ratio(q.compact, d.text.compact) / 100.0)
-            if len(d.text.compact) >= 2:
-                pfz = max(pfz, fuzz.partial_ratio(d.text.compact, q.compact) / 100.0)
-        terms = self.entry_terms[e]
-        grams = self.entry_grams[e]
-        w_qcov = sum(self.word_weight(t) for t in q.terms if t in terms) / q_word_mass
-        b_qcov = sum(self.bigram_weight(g) for g in q.bigrams if g in grams) / q_gram_mass
+                mg = sum(map(gram_get, d.gram_set & q_grams))
+                v = 2 * mg / (q_gram_mass + d.bigram_mass)
+                if v > b_dice:
+                    b_dice = v
+                v = mg / d.bigram_mass
+                if v > b_tcov:
+                    b_tcov = v
+            dc = d.text.compact
+            v = ratio(q_compact, dc)
+            if v > fz:
+                fz = v
+            if len(dc) >= 2:
+                v = partial(dc, q_compact)
+                if v > pfz:
+                    pfz = v
+        fz /= 100.0
+        pfz /= 100.0
+        matched = sum(query.term_w[t] for t in query.terms & self.entry_terms[e])
+        w_qcov = matched / query.word_mass
+        b_qcov = sum(query.gram_w[g] for g in query.grams & self.entry_grams[e]) / query.gram_mass
         # A keyword counts for the share of the message it explains: 运费险 alone is a
         # strong hint, 退款 inside 退款金额不对 only a weak one.
         kw = 0.0
@@ -274,16 +332,19 @@ class FaqIndex:
                 kw = max(kw, min(1.0, len(k) / max(len(q.compact), 1)))
         # Rare query words the entry does not know ("过期", "纸质"): each one is a sign
         # that the customer asks something else, whatever the share.
-        unmatched = sum(self.word_weight(t) for t in q.terms if t not in terms) / self.unknown_idf
-        return Features(w_dice, w_tcov, w_qcov, b_dice, b_tcov, b_qcov, fz, pfz, kw, min(unmatched, 3.0))
+        unmatched = max(0.0, sum(query.term_w.values()) - matched) / self.unknown_idf
+        return Features(
+            w_dice, w_tcov, w_qcov, b_dice, b_tcov, b_qcov, fz, pfz, kw, min(unmatched, 3.0), p_tcov
+        )
 
     def rank(self, q: Analyzed) -> list[Ranked]:
         """Candidate entries with their scores, best first."""
         if not q.compact:
             return []
+        query = self.prepare(q)
         out = []
         for e in self.candidates(q):
-            f = self.features(q, e)
+            f = self.features(query, e)
             out.append(Ranked(e, score(f), f))
         out.sort(key=lambda r: r.score, reverse=True)
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 _lazy_pinyin: Callable[..., list[str]] | None
@@ -43,6 +44,12 @@ def sound(word: str) -> str:
             return ""
         parts.append(s)
     return " ".join(parts)
+
+
+def sound_bigrams(text: str) -> frozenset[str]:
+    """Pairs of adjacent syllables (characters where pinyin is unavailable): 开发漂 ~ 开发票."""
+    syl = [syllable(ch) or ch for ch in text]
+    return frozenset(f"{a} {b}" for a, b in pairwise(syl))
 
 
 class HomophoneFixer:

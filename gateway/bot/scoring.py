@@ -23,10 +23,11 @@ class Features(NamedTuple):
     partial: float  # rapidfuzz partial_ratio (FAQ text inside a longer message)
     keyword: float  # an entry keyword occurs in the message (weighted by its share)
     unmatched: float  # idf mass of message words the entry lacks, in units of the rarest word
+    sounds: float  # share of the FAQ text's syllable pairs heard in the message (homophones)
 
 
-WEIGHTS: tuple[float, ...] = (0.52, 0.92, 1.57, 0.65, 1.07, 1.77, 0.48, 0.28, 0.94, -0.75)
-BIAS = -2.41
+WEIGHTS: tuple[float, ...] = (0.45, 0.79, 1.57, 0.61, 0.97, 1.80, 0.44, 0.17, 1.04, -0.72, 0.49)
+BIAS = -2.44
 
 
 def score(f: Features) -> float:

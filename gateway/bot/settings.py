@@ -105,6 +105,7 @@ _DEFAULT_HIGH_WORDS = (
     "退款还没到",
     "没收到退款",
     "盗刷",
+    "失败",
 )
 
 _DEFAULT_SKILL_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -143,6 +144,8 @@ _DEFAULT_SKILL_KEYWORDS: dict[str, tuple[str, ...]] = {
         "拍下",
         "购买",
         "怎么买",
+        "付款方式",
+        "支付方式",
         "规格",
         "型号",
         "参数",
@@ -181,6 +184,13 @@ _DEFAULT_SKILL_KEYWORDS: dict[str, tuple[str, ...]] = {
         "安装",
         "使用",
         "说明书",
+        "起火",
+        "着火",
+        "冒烟",
+        "爆炸",
+        "漏电",
+        "异味",
+        "有味道",
         "不满意",
         "不喜欢",
         "色差",
@@ -199,7 +209,6 @@ _DEFAULT_SKILL_KEYWORDS: dict[str, tuple[str, ...]] = {
         "单号",
         "运单",
         "到哪",
-        "在哪",
         "几天到",
         "多久到",
         "顺丰",
@@ -214,6 +223,8 @@ _DEFAULT_SKILL_KEYWORDS: dict[str, tuple[str, ...]] = {
         "改地址",
         "驿站",
         "丢件",
+        "不更新",
+        "没更新",
         "丢了",
         "没收到",
         "催",
@@ -359,9 +370,9 @@ class BotSettings:
     faq: str = "configs/faq.toml"
     enabled: bool = True
     # decision thresholds (scores are 0..1)
-    answer_threshold: float = 0.60
+    answer_threshold: float = 0.55
     suggest_threshold: float = 0.30
-    min_margin: float = 0.05
+    min_margin: float = 0.10
     max_suggestions: int = 3
     skill_hint_threshold: float = 0.35
     handoff_on_urgent: bool = True

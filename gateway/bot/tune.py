@@ -26,7 +26,8 @@ def _pairs(index: FaqIndex, bot: FaqBot, text: str, expect: int | None) -> list[
     q = index.analyzer.analyze(text, query=True)
     if not q.compact:
         return []
-    return [(index.features(q, e), int(e == expect)) for e in index.candidates(q)]
+    query = index.prepare(q)
+    return [(index.features(query, e), int(e == expect)) for e in index.candidates(q)]
 
 
 def collect(faq_path: str, cases_path: str) -> tuple[np.ndarray, np.ndarray]:
