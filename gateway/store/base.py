@@ -83,6 +83,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    def configure(self, *, agent_grace_s: float) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Settings a store needs from the config, given before ``start``.
+
+        ``agent_grace_s``: when a shared store finds an instance dead, that
+        instance's agents get this long to reconnect (as on a socket disconnect).
+        """
+
     @abc.abstractmethod
     async def ping(self) -> bool:
         """True when the backend answers."""
