@@ -47,7 +47,9 @@ class MemoryStore(Store):
         self._agents: dict[str, AgentState] = {}
         self._sessions: dict[str, str] = {}  # agent -> session id
         self._queues: dict[str, list[tuple[int, str]]] = {}  # skill -> sorted (score, conv)
+        self._waiting: dict[str, tuple[str, tuple[int, str]]] = {}  # conv -> (skill, queue item)
         self._tickets = 0
+        self._stamp = 0.0  # last assignment stamp, strictly increasing
         self._timers: dict[str, float] = {}
         self._timer_heap: list[tuple[float, str]] = []
         self._claims: dict[str, tuple[str, float]] = {}  # key -> (value, expires at)
@@ -200,7 +202,9 @@ class MemoryStore(Store):
 
     def _hold(self, a: AgentState, c: Conversation) -> None:
         a.held.append(c.id)
-        a.last_assigned = time.time()
+        # Strictly increasing, so "idle longest" follows assignment order even
+        # when two assignments fall within one float tick (as the Redis store does).
+        self._stamp = a.last_assigned = max(time.time(), self._stamp + 1e-6)
         c.state, c.agent, c.had_agent = ConvState.ASSIGNED, a.id, a.id
         self._append(c.id, {"type": "assigned", "agent": {"id": a.id, "name": a.name}})
         self._emit(agent_topic(a.id), {"type": "assigned", "conversation": c.id})
@@ -215,7 +219,8 @@ class MemoryStore(Store):
         q = self._queues.setdefault(c.skill, [])
         item = (queue_score(c.priority, c.ticket), c.id)
         bisect.insort(q, item)
-        return Placement(c.id, c.skill, position=q.index(item) + 1)
+        self._waiting[c.id] = (c.skill, item)
+        return Placement(c.id, c.skill, position=bisect.bisect_left(q, item) + 1)
 
     def _pull(self, a: AgentState) -> list[Placement]:
         """Fill the agent's free slots with the first waiting conversations among its skills."""
@@ -230,18 +235,24 @@ class MemoryStore(Store):
             if head is None:
                 break
             self._queues[head.skill].pop(0)
+            self._waiting.pop(head.conversation, None)
             c = self._convs[head.conversation]
             self._hold(a, c)
             out.append(Placement(c.id, head.skill, agent=a.id, from_queue=True))
         return out
 
     def _dequeue(self, c: Conversation) -> str:
-        q = self._queues.get(c.skill, [])
-        item = (queue_score(c.priority, c.ticket), c.id)
+        # By where it was queued, not by its current fields: update_conversation
+        # may have changed its skill or priority since.
+        waiting = self._waiting.pop(c.id, None)
+        if waiting is None:
+            return ""
+        skill, item = waiting
+        q = self._queues.get(skill, [])
         i = bisect.bisect_left(q, item)
         if i < len(q) and q[i] == item:
             q.pop(i)
-            return c.skill
+            return skill
         return ""
 
     async def assign_or_enqueue(self, conversation: str, skill: str, priority: Priority) -> Placement | None:
