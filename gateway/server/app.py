@@ -45,6 +45,7 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
     instance = instance or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
     hub = Hub()
     store = open_store(config.store_url, config.namespace, instance=instance)
+    store.configure(agent_grace_s=config.routing.agent_grace_s)
     bot = BotHolder(config.faq_path, config.bot)
     service = ConversationService(config, store, bot, instance)
     ctx = Context(config, store, service, hub, instance)
