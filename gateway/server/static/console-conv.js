@@ -2,7 +2,7 @@
 // history, reply box with canned replies, transfer and close.
 
 import { el, clear, replace, fmtClock, fmtDuration, placeBySeq } from './dom.js';
-import { CHANNELS, PRIORITIES, RESOLUTIONS, label, skillLabel } from './labels.js';
+import { CHANNELS, PRIORITIES, RESOLUTIONS, label, reasonText, skillLabel } from './labels.js';
 
 const TYPING_EVERY_MS = 2500;
 const CLOSED_BY = { ...RESOLUTIONS, customer: '客户结束', idle: '长时间无操作', timeout: '超时' };
@@ -121,8 +121,8 @@ export class ConversationView {
           ? c.orders.map((o) => el('button', { class: 'order-chip', type: 'button', title: '点击复制', onclick: () => copy(o) }, o))
           : el('span', { class: 'muted' }, '无')),
       el('div', { class: 'info-row handoff' }, el('span', { class: 'info-label' }, '转人工原因'),
-        el('span', { class: 'handoff-reason' }, c.handoffReason || '—'),
-        c.reasons.map((r) => el('span', { class: 'reason-chip' }, r))),
+        el('span', { class: 'handoff-reason' }, handoffText(c) || '—'),
+        extraReasons(c).map((r) => el('span', { class: 'reason-chip' }, reasonText(r)))),
       times.length ? el('div', { class: 'info-row muted' }, times.join(' · ')) : null);
   }
 
@@ -238,6 +238,20 @@ export class ConversationView {
     const h = this.history;
     if (force || h.scrollHeight - h.scrollTop - h.clientHeight < 150) h.scrollTop = h.scrollHeight;
   }
+}
+
+// The server joins the bot's reason codes with "、"; orders have their own row.
+function handoffCodes(c) {
+  return c.handoffReason.split('、').map((r) => r.trim()).filter((r) => r && !r.startsWith('order:'));
+}
+
+function handoffText(c) {
+  return handoffCodes(c).map(reasonText).join('；');
+}
+
+function extraReasons(c) {
+  const shown = new Set(c.handoffReason.split('、').map((r) => r.trim()));
+  return c.reasons.filter((r) => !shown.has(r));
 }
 
 function notice(text, ts) {

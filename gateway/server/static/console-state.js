@@ -108,7 +108,8 @@ export class HeldConversation {
   customerName() {
     const c = this.customer;
     if (c.name) return String(c.name);
-    if (c.id) return String(c.id);
-    return `访客 ${this.id.slice(-4)}`;
+    // Anonymous web visitors get a server id like "anon-8be59fd6…": show a short tag.
+    if (c.id && !String(c.id).startsWith('anon-')) return String(c.id);
+    return `访客 ${String(c.id || this.id).slice(-4)}`;
   }
 }

@@ -137,12 +137,23 @@ function onWelcome(f) {
     skills,
     agents: Array.isArray(f.agents) ? f.agents : [],
   });
+  if (f.status === 'online' || f.status === 'away') {
+    setStatusButtons(f.status);
+    cred = { ...cred, status: f.status };
+    saveCred(cred);
+  }
   const held = new Set();
+  const fresh = [];
   for (const data of Array.isArray(f.conversations) ? f.conversations : []) {
     if (!data || !data.id) continue;
-    held.add(String(data.id));
-    upsert(data, false);
+    const id = String(data.id);
+    held.add(id);
+    const known = convs.has(id);
+    const conv = upsert(data, !known);
+    if (!known) fresh.push(conv);
   }
+  // Conversations waiting for this agent come in the welcome, not as `assigned`.
+  if (fresh.length) alertNew(fresh.length === 1 ? `新会话：${fresh[0].customerName()}` : `您有 ${fresh.length} 个新会话`);
   for (const id of [...convs.keys()]) {
     if (!held.has(id)) dropConversation(id, '会话已不在您名下');
   }
@@ -184,10 +195,14 @@ function onAssigned(data) {
   const conv = upsert(data, true);
   if (view.isOpen(conv)) conv.unread = 0;
   list.update(conv, { selected: conv.id === openId, fresh: true });
-  notifier.beep();
-  notifier.flash(`【新会话】${conv.customerName()}`);
-  toast(`新会话：${conv.customerName()}`);
+  alertNew(`新会话：${conv.customerName()}`);
   updateTitle();
+}
+
+function alertNew(text) {
+  notifier.beep();
+  notifier.flash(`【${text}】`);
+  toast(text);
 }
 
 function onEntry(f) {
@@ -325,7 +340,7 @@ function updateTitle() {
 function toast(text, kind = 'info') {
   const node = el('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
   $('.toasts').append(node);
-  setTimeout(() => node.remove(), 4000);
+  setTimeout(() => node.remove(), 3500);
 }
 
 setInterval(() => list.tick(convs.values()), 1000);

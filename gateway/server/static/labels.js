@@ -19,3 +19,24 @@ export const ERRORS = {
 export const label = (table, value) => (value in table ? table[value] : String(value ?? ''));
 export const skillLabel = (s) => label(SKILLS, s);
 export const errorText = (frame) => ERRORS[frame.code] || frame.message || String(frame.code || '出错了');
+
+/** A bot reason code (engine: "handoff:转人工", "urgent:投诉", "no_match" …) as Chinese text. */
+export function reasonText(code) {
+  const s = String(code);
+  const i = s.indexOf(':');
+  const [kind, arg] = i < 0 ? [s, ''] : [s.slice(0, i), s.slice(i + 1)];
+  switch (kind) {
+    case 'handoff': return `客户要求人工（“${arg}”）`;
+    case 'urgent': return `紧急（“${arg}”）`;
+    case 'high': return `优先（“${arg}”）`;
+    case 'order': return `订单 ${arg}`;
+    case 'skill': return `${skillLabel(arg)}问题`;
+    case 'near': return `相近问题 ${arg}`;
+    case 'faq': return `FAQ ${arg}`;
+    case 'vip': return 'VIP 客户';
+    case 'no_match': return '机器人无法回答';
+    case 'no_question': return '未识别出问题';
+    case 'customer asked for a person': return '客户要求人工';
+    default: return s;
+  }
+}

@@ -20,7 +20,7 @@ export function mountWidget({ base, wsUrl, title = '在线客服', customer = nu
   const badge = el('span', { class: 'gw-badge', hidden: true });
   const launcher = el('button', {
     class: 'gw-launcher', type: 'button', 'aria-label': title, 'aria-expanded': 'false', onclick: () => toggle(),
-  }, el('span', { class: 'gw-launcher-icon', 'aria-hidden': 'true' }, '💬'), el('span', { class: 'gw-launcher-text' }, '客服'), badge);
+  }, chatIcon(), el('span', { class: 'gw-launcher-text' }, '客服'), badge);
   const panel = el('div', { class: 'gw-panel', role: 'dialog', 'aria-label': title, hidden: true });
   shadow.append(el('link', { rel: 'stylesheet', href: `${base}/static/chat.css` }), css, panel, launcher);
   document.body.append(host);
@@ -62,4 +62,19 @@ export function mountWidget({ base, wsUrl, title = '在线客服', customer = nu
   // A conversation already going on in this tab reconnects at once, so replies count as unread.
   try { if (sessionStorage.getItem(storageKey)) ensureChat(); } catch { /* no storage */ }
   return { open, close };
+}
+
+/** A speech-bubble icon, built as SVG nodes (no markup string, no emoji font needed). */
+function chatIcon() {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('class', 'gw-launcher-icon');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(NS, 'path');
+  path.setAttribute('d', 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2zm3 6.5a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01z');
+  path.setAttribute('fill', 'currentColor');
+  path.setAttribute('fill-rule', 'evenodd');
+  svg.append(path);
+  return svg;
 }

@@ -12,6 +12,7 @@ const STATE_TEXT = {
 const STAR_HINTS = ['', '非常不满意', '不满意', '一般', '满意', '非常满意'];
 const HUMAN_TEXT = '转人工';
 const TYPING_SHOW_MS = 4000;
+const PLACEHOLDER = '请输入您的问题…';
 
 /**
  * Build the chat into `root` and drive it from `chat` (a CustomerChat).
@@ -40,7 +41,7 @@ export function mountChat(root, chat, { mode = 'page', title = '在线客服', o
   const rating = buildRating((score, comment) => chat.rate(score, comment));
   const input = el('textarea', {
     class: 'gw-input', rows: 1, maxlength: 4000, 'aria-label': '输入消息',
-    placeholder: '请输入您的问题，Enter 发送，Shift+Enter 换行',
+    placeholder: PLACEHOLDER,
   });
   const form = el('form', { class: 'gw-composer', onsubmit: (e) => { e.preventDefault(); submit(); } },
     input, el('button', { class: 'gw-send', type: 'submit' }, '发送'));
@@ -78,6 +79,7 @@ export function mountChat(root, chat, { mode = 'page', title = '在线客服', o
     needDivider = false;
     rating.hide();
     setAgent(null);
+    input.placeholder = PLACEHOLDER;
     messages.append(el('div', { class: 'gw-divider' }, el('span', null, '新的会话')));
   }
 
@@ -104,7 +106,6 @@ export function mountChat(root, chat, { mode = 'page', title = '在线客服', o
       .filter((s) => s && s.question);
     const chips = suggestions.length
       ? el('div', { class: 'gw-chips' },
-        el('div', { class: 'gw-chips-label' }, '您是不是想问：'),
         suggestions.map((s) => el('button', {
           class: 'gw-chip', type: 'button', onclick: () => sendText(String(s.question)),
         }, String(s.question))))
