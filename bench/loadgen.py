@@ -233,6 +233,7 @@ class LoadGen:
         self.send_lag: list[float] = []
         self.skipped = 0  # arrivals with no customer free to send them
         self.disconnects = 0
+        self.disconnect_codes: dict[str, int] = {}
         self.agents_closed = 0
         self.agent_replies = 0
         self.seq = 0
@@ -344,6 +345,9 @@ class LoadGen:
         finally:
             if self.running or self.phase in ("run", "burst", "drain", "idle"):
                 self.disconnects += 1
+                rcvd = c.ws.close_rcvd
+                self.count(self.disconnect_codes,
+                           f"{rcvd.code} {rcvd.reason}".strip() if rcvd else "no close frame")
             for r in [*c.pending.values(), *c.fifo, *([c.handoff] if c.handoff else [])]:
                 if not r.settled:
                     r.error = r.error or "disconnected"
@@ -673,6 +677,7 @@ class LoadGen:
             "agent_errors": self.agent_errors,
             "unexpected": self.unexpected,
             "disconnects": self.disconnects,
+            "disconnect_codes": self.disconnect_codes,
             "agent_replies": self.agent_replies,
             "agent_closes": self.agents_closed,
             "throughput": round(done_in_window / span, 1),

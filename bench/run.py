@@ -190,9 +190,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     out = a.out.resolve()
     return Settings(
         scenarios=scenarios, stores=stores, quick=q,
-        duration=pick(a.duration, 10.0, 1.5), warmup=pick(a.warmup, 2.0, 0.3), drain=pick(a.drain, 35.0, 10.0),
+        duration=pick(a.duration, 10.0, 1.0), warmup=pick(a.warmup, 2.0, 0.2), drain=pick(a.drain, 35.0, 10.0),
         repeat=max(1, pick(a.repeat, 3, 1)), rate=a.rate, handoff_rate=a.handoff_rate,
-        customers=pick(a.customers, 2000, 40), sessions=pick(a.sessions, 10000, 300),
+        customers=pick(a.customers, 2000, 100), sessions=pick(a.sessions, 10000, 300),
         burst_rate=a.burst_rate, idle_s=pick(a.idle, 5.0, 0.5),
         agents=pick(a.agents, 30, 4), capacity=pick(a.capacity, 30, 10),
         think_s=pick(a.think, 0.2, 0.05), hold_s=pick(a.hold, 0.3, 0.05), arrival=a.arrival,
@@ -467,7 +467,7 @@ def flat(r: dict[str, Any]) -> dict[str, Any]:
         "redis_cpu_ms_per_msg": r["redis_cpu_ms_per_msg"], "generator_cpu_ms_per_msg": r["generator_cpu_ms_per_msg"],
         "machine_cpu_busy": r["machine_cpu_busy"], "send_lag_p99_ms": r["send_lag"]["p99"],
         "failed": r["failed"], "errors": r["errors"], "unexpected": r["unexpected"], "skipped": r["skipped"],
-        "disconnects": r["disconnects"],
+        "wall_s": r.get("wall_s"), "disconnects": r["disconnects"], "disconnect_codes": r.get("disconnect_codes", {}),
         **({"sessions_held": c.get("held_after_idle"), "rss_per_session_kb": c.get("rss_per_session_kb"),
             "connect_rate": c.get("connect_rate"), "handshake_p99_ms": (c.get("handshake") or {}).get("p99"),
             "server_cpu_ms_per_session": c.get("server_cpu_ms_per_session")} if c else {}),
@@ -522,6 +522,8 @@ def build_row(name: str, store: str, spec: dict[str, Any], st: Settings, gw: lis
         for k, v in {**r["failed"], **{f"error:{k}": v for k, v in r["errors"].items()},
                      **{f"unexpected:{k}": v for k, v in r["unexpected"].items()}}.items():
             failed[k] = failed.get(k, 0) + v
+        for k, v in r.get("disconnect_codes", {}).items():
+            failed[f"closed:{k}"] = failed.get(f"closed:{k}", 0) + v
         if r["skipped"]:
             failed["no_free_customer"] = failed.get("no_free_customer", 0) + r["skipped"]
     row["problems"] = failed
@@ -784,13 +786,15 @@ class Bench:
             for s in st.scenarios:
                 n += (1 if s == "connections" else st.repeat) * per
                 if s == "faq":
-                    n += len(st.sweep) * per + per
+                    n += per + (len(st.sweep) * per if (not st.quick or _store == st.stores[0]) else 0)
         return n
 
     def step(self, spec: dict[str, Any], label: str, prog: Progress, pids: dict[str, int]) -> dict[str, Any]:
         self.steps += 1
         spec = {**spec, "pids": pids, "tag": f"s{self.steps}"}
+        t0 = time.monotonic()
         r = run_step(spec, self.tmp, prog, label, step_timeout(spec))
+        r["wall_s"] = round(time.monotonic() - t0, 1)
         f = flat(r)
         extra = ""
         if r.get("connections"):
@@ -799,7 +803,7 @@ class Bench:
         prog.step_done(label, f"thru {f['throughput']:.0f}/s ack p50 {fmt(f['ack_p50_ms'], 2)} p99 "
                               f"{fmt(f['ack_p99_ms'])} ms answer p99 {fmt(f['answer_p99_ms'])} 1st "
                               f"{fmt(f['first_response_p99_ms'], 0)} cpu {fmt(f['cpu_ms_per_msg'], 3)} ms/msg"
-                              + extra)
+                              + extra + f" [{r['wall_s']:.0f}s]")
         return f
 
     def run(self) -> list[dict[str, Any]]:
@@ -849,8 +853,9 @@ class Bench:
         try:
             for name in st.scenarios:
                 spec = scenario_spec(name, st, self.questions, self.handoffs)
+                sweeps = len(st.sweep) if (not st.quick or store == st.stores[0]) else 0
                 n_steps = ((1 if name == "connections" else st.repeat)
-                           + ((len(st.sweep) + 1) if name == "faq" else 0)) * (2 if st.baseline else 1)
+                           + ((sweeps + 1) if name == "faq" else 0)) * (2 if st.baseline else 1)
                 # a fresh gateway per scenario (one per store in the quick run)
                 if gateway is not None and (not st.quick or not gateway.alive()):
                     gateway.stop()
@@ -917,6 +922,9 @@ class Bench:
             row["baseline_capacity_cpu_ms_per_msg"] = e["cpu_ms_per_msg"]
             row["capacity_ratio"] = ratio(row["capacity"], e["throughput"])
         sweep: list[dict[str, Any]] = []
+        if st.quick and store != st.stores[0]:
+            row["sweep"] = sweep  # the smoke run draws the first store's sweep only
+            return
         for rate in st.sweep:
             pt = {**spec, "rate": rate, "duration": st.sweep_duration, "warmup": min(1.0, st.warmup),
                   "customers": min(st.customers, max(50, int(rate / 2)))}
