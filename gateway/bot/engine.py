@@ -73,12 +73,12 @@ class FaqBot:
         groups = [*synonyms, *settings.synonyms]
         analyzer = Analyzer(segmenter, fillers, groups, settings.stop_words)
         # New words jieba's HMM finds in the FAQ (运费险, 以旧换新) become user words when
-        # at least two texts use them; one-off finds are mostly noise (能发, 拍错).
+        # at least two questions use them; one-off finds are mostly noise (能发, 拍错).
+        # Questions only: running the HMM over every paraphrase costs seconds on a large FAQ.
         found: dict[str, int] = {}
         for e in entries:
-            for t in e.texts:
-                for w in {w for c in analyzer.clauses(t) for w in segmenter.discover(c)}:
-                    found[w] = found.get(w, 0) + 1
+            for w in {w for c in analyzer.clauses(e.question) for w in segmenter.discover(c)}:
+                found[w] = found.get(w, 0) + 1
         for w, count in found.items():
             if count >= 2:
                 segmenter.add_word(w, 2000)

@@ -186,7 +186,7 @@ class Ranked:
 class FaqIndex:
     """Inverted index and scorer over analyzed FAQ entries."""
 
-    CANDIDATES = 12
+    CANDIDATES = 8
 
     def __init__(self, entries: Sequence[FaqEntry], analyzer: Analyzer) -> None:
         self.analyzer = analyzer

@@ -15,6 +15,12 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import zhconv
+import zhconv.zhconv as _zhconv_tables
+
+_zhconv_tables.getdict("zh-cn")
+# Characters that exist only in traditional script: text without any needs no conversion
+# (zhconv costs ~40 µs a call; most messages are simplified already).
+_TRAD_ONLY: frozenset[str] = frozenset(_zhconv_tables.zhcdicts.get("TRADONLY") or ())
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Everything that is not a CJK ideograph, a latin letter or a digit separates clauses.
@@ -34,7 +40,7 @@ def to_simplified(text: str) -> str:
 def fold(text: str) -> str:
     """NFKC + lower + simplified; keeps punctuation (used for phrase and order matching)."""
     text = unicodedata.normalize("NFKC", text).lower()
-    if any("\u3400" <= ch <= "\ufaff" for ch in text):
+    if not _TRAD_ONLY or any(ch in _TRAD_ONLY for ch in text):
         text = to_simplified(text)
     return text
 
