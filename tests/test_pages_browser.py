@@ -212,6 +212,15 @@ def hand_off(customer: Any, consoles: dict[str, Tab], text: str = HANDOFF_TEXT) 
     return conv, holder_of(consoles, conv)
 
 
+def wait_until(page: Any, condition: Callable[[], bool], timeout: float = WAIT_MS / 1000) -> None:
+    """Poll a Python-side condition while Playwright keeps delivering events."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met in time")
+        page.wait_for_timeout(50)
+
+
 def admin_get(url: str, path: str) -> Any:
     req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     with urllib.request.urlopen(req, timeout=5) as r:
@@ -396,6 +405,53 @@ def test_reload_resumes_with_history(gateway: Any, tabs: Callable[..., Tab]) -> 
     wait_count(page, ".gw-from-bot", 3)
     seqs = [int(seq) for _, seq, _ in chat_rows(page)]
     assert seqs == list(range(1, len(seqs) + 1))
+    tab.assert_clean()
+
+
+def test_reconnect_after_restart_or_network_loss(gateway: Any, tabs: Callable[..., Tab]) -> None:
+    """The test sits between page and server (route_web_socket) and drops the socket."""
+    tab = tabs()
+    page = tab.page
+    sockets: list[Any] = []
+    network = {"up": True}  # while down, new sockets reach no server
+
+    def through(ws: Any) -> None:
+        if network["up"]:
+            ws.connect_to_server()
+        sockets.append(ws)
+
+    page.route_web_socket(re.compile(r".*/ws/customer$"), through)
+    open_chat(tab, gateway.http_url)
+    say(page, "什么时候发货")
+    wait_count(page, ".gw-from-bot", 1)
+
+    # 1012 (server restarting): the page comes back at once and resumes after its last seq.
+    sockets[-1].close(code=1012, reason="restart")
+    wait_until(page, lambda: len(sockets) == 2)
+    expect(page.locator(".gw-status")).to_be_hidden()
+    say(page, "发货")
+    wait_count(page, ".gw-from-bot", 2)
+
+    # Network loss: a message typed meanwhile waits, then goes out once after reconnecting.
+    network["up"] = False
+    sockets[-1].close(code=4000, reason="network lost")
+    expect(page.locator(".gw-status")).to_contain_text("正在重新连接")
+    wait_until(page, lambda: len(sockets) == 3)  # a retry that reaches nothing
+    page.fill(".gw-input", "尺码怎么选")
+    page.press(".gw-input", "Enter")
+    expect(page.locator(".gw-from-customer").last.locator(".gw-meta")).to_have_text("发送中…")
+    network["up"] = True
+    sockets[-1].close(code=4000, reason="still down")
+    wait_until(page, lambda: len(sockets) == 4)
+    expect(page.locator(".gw-status")).to_be_hidden()
+    wait_count(page, ".gw-from-bot", 3)
+    assert bot_bubbles(page)[-1] == FAQ_ANSWERS["尺码怎么选"]
+
+    page.wait_for_timeout(300)
+    rows = chat_rows(page)
+    seqs = [int(seq) for _, seq, _ in rows]
+    assert seqs == list(range(1, len(seqs) + 1)), rows  # nothing lost, nothing doubled
+    assert [text for cls, _, text in rows if "customer" in cls] == ["什么时候发货", "发货", "尺码怎么选"]
     tab.assert_clean()
 
 
