@@ -312,8 +312,16 @@ def redis_flush(port: int) -> None:
 # ------------------------------------------------------------------ the FAQ texts
 
 
-def pick_questions(config_path: Path, limit: int = 24) -> tuple[list[str], list[str], str]:
-    """FAQ questions the bot answers (checked with the gateway's own bot), and a handoff text."""
+CASES = ROOT / "tests" / "data" / "faq_cases.jsonl"
+
+
+def pick_questions(config_path: Path, limit: int = 400) -> tuple[list[str], list[str], str]:
+    """Texts the bot answers, checked with the gateway's own bot, and handoff texts.
+
+    Customer phrasings from the FAQ eval cases (typos, particles, traditional characters,
+    emoji: they take the bot's ranking path) mixed with the FAQ's own questions (exact hits).
+    Returns (questions, handoff texts, note); the note says what was left out and why.
+    """
     try:
         from gateway.bot import load_faq
         from gateway.bot.types import DecisionKind
@@ -321,22 +329,34 @@ def pick_questions(config_path: Path, limit: int = 24) -> tuple[list[str], list[
         from gateway.service.botholder import BotHolder
 
         cfg = load_config(config_path)
-        holder = BotHolder(cfg.faq_path, cfg.bot)
-        bot = holder.build()
-        good = []
+        bot = BotHolder(cfg.faq_path, cfg.bot).build()
+        phrasings: list[str] = []
+        if CASES.exists():
+            for line in CASES.read_text(encoding="utf-8").splitlines():
+                case = json.loads(line) if line.strip() else {}
+                text, want = case.get("text"), case.get("expect")
+                if not text or not want or case.get("vip"):
+                    continue
+                d = bot.decide(text)
+                if d.kind is DecisionKind.ANSWER and d.faq == want:
+                    phrasings.append(text)
+        exact = []
         for e in load_faq(cfg.faq_path):
             d = bot.decide(e.question)
             if d.kind is DecisionKind.ANSWER and d.faq == e.id:
-                good.append(e.question)
-            if len(good) >= limit:
-                break
+                exact.append(e.question)
+        good = []
+        for i in range(max(len(phrasings), len(exact))):  # interleave: about half and half
+            good += [x[i] for x in (phrasings, exact) if i < len(x)]
+        good = list(dict.fromkeys(good))[:limit]
         handoff = [t for t in ("转人工", "人工客服", "我要找人工") if bot.decide(t).kind is DecisionKind.HANDOFF]
         if good and handoff:
-            return good, handoff, ""
+            return good, handoff, f"{len(good)} texts the bot answers: {len(phrasings)} customer phrasings " \
+                                  f"from {CASES.relative_to(ROOT)} and {len(exact)} FAQ questions"
         note = "the bot answered none of the FAQ questions" if not good else "no handoff text is handed off"
     except Exception as e:  # the FAQ is being edited by others: fall back, say so
         note = f"could not check the FAQ with the bot: {e!r}"
-    return ["什么时候发货"], ["转人工"], note
+    return ["什么时候发货"], ["转人工"], "fallback texts only: " + note
 
 
 # ------------------------------------------------------------------ the progress bar
@@ -435,7 +455,8 @@ def workload_text(name: str, spec: dict[str, Any], st: Settings) -> str:
     nq = len(spec["faq_questions"])
     if name == "faq":
         return (f"open loop, {arr} arrivals at {spec['rate']:g} msg/s over {spec['customers']} connected "
-                f"customers; every message is one of {nq} FAQ questions the bot answers; {common}. "
+                f"customers; every message is one of {nq} texts the bot answers (customer phrasings from the FAQ eval "
+                f"cases and the FAQ's questions, checked with the bot before the run); {common}. "
                 f"Capacity: closed loop, {st.capacity_concurrency} customers sending back to back for "
                 f"{st.capacity_duration:g} s")
     if name == "handoff":
@@ -745,7 +766,7 @@ def readme(rows: list[dict[str, Any]], st: Settings, info: dict[str, Any], plott
         if r.get("workload"):
             lines.append(f"- **{r['scenario']} / {r['store']}**: {r['workload']}.")
     if note:
-        lines += ["", f"Note: {note}"]
+        lines += ["", f"Texts: {note}."]
     return "\n".join(lines) + "\n"
 
 
@@ -816,8 +837,7 @@ class Bench:
               f"{' (quick)' if st.quick else ''}", flush=True)
         probe_cfg = write_bench_config(self.tmp, st, "probe")
         self.questions, self.handoffs, self.note = pick_questions(probe_cfg)
-        if self.note:
-            print(f"  note: {self.note}", flush=True)
+        print(f"  texts: {self.note}", flush=True)
         prog = Progress(self.plan())
         try:
             if st.baseline:
