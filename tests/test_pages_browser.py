@@ -485,6 +485,23 @@ def test_console_refuses_a_bad_token(gateway: Any, tabs: Callable[..., Tab]) -> 
     tab.assert_clean()
 
 
+SHOP_HTML = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>某某服饰旗舰店</title>
+<style>body{margin:0;font-family:sans-serif;background:#fafafa;color:#333}
+header{background:#222;color:#fff;padding:14px 24px;font-size:20px}
+main{display:flex;gap:24px;padding:24px;flex-wrap:wrap}
+.item{background:#fff;border:1px solid #eee;border-radius:8px;width:220px;padding:12px}
+.pic{height:180px;background:linear-gradient(135deg,#ffd9c7,#ffeedd);border-radius:6px}
+.price{color:#ff5000;font-size:20px;margin-top:6px}</style></head>
+<body><header>某某服饰旗舰店</header><main>
+<div class="item"><div class="pic"></div><div>夏季新款碎花连衣裙</div><div class="price">¥199</div></div>
+<div class="item"><div class="pic"></div><div>纯棉宽松短袖T恤</div><div class="price">¥79</div></div>
+</main>
+<!-- the one tag a shop adds: -->
+<script src="{GATEWAY}/widget.js" async></script>
+</body></html>"""
+
+
 @pytest.fixture
 def shop_page(gateway: Any) -> Iterator[str]:
     """A shop page on another origin (localhost vs 127.0.0.1) that embeds widget.js with one tag.
@@ -492,9 +509,7 @@ def shop_page(gateway: Any) -> Iterator[str]:
     A real loopback server, not a routed fake: Chromium refuses loopback
     subresources to a page it takes for public (Private Network Access).
     """
-    body = ("<!doctype html><html lang=zh-CN><head><meta charset=utf-8><title>某某旗舰店</title></head>"
-            "<body style='font-family:sans-serif'><h1>某某旗舰店</h1><p>新款连衣裙 ¥199</p>"
-            f'<script src="{gateway.http_url}/widget.js" async></script></body></html>').encode()
+    body = SHOP_HTML.replace("{GATEWAY}", gateway.http_url).encode()
 
     class Shop(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
