@@ -485,6 +485,22 @@ def test_console_refuses_a_bad_token(gateway: Any, tabs: Callable[..., Tab]) -> 
     tab.assert_clean()
 
 
+def test_second_sign_in_takes_over_without_a_fight(gateway: Any, tabs: Callable[..., Tab]) -> None:
+    first, second = tabs(), tabs()
+    sign_in(first, gateway.http_url, "a2")
+    sign_in(second, gateway.http_url, "a2")
+    first.page.wait_for_selector(".replaced:not([hidden])")
+    second.page.wait_for_timeout(1500)  # a reconnecting first tab would have kicked it by now
+    expect(second.page.locator(".conn-state")).to_have_attribute("data-state", "online")
+    expect(first.page.locator(".conn-state")).to_have_attribute("data-state", "replaced")
+
+    first.page.click(".resume-here")  # take it back, on purpose
+    first.page.wait_for_selector(".conn-state[data-state=online]")
+    second.page.wait_for_selector(".replaced:not([hidden])")
+    first.assert_clean()
+    second.assert_clean()
+
+
 SHOP_HTML = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>某某服饰旗舰店</title>
 <style>body{margin:0;font-family:sans-serif;background:#fafafa;color:#333}

@@ -1,5 +1,6 @@
 // The agent's websocket: hello with id and token, reconnect with backoff.
-// Events: state {state}, frame (every server frame), fatal {text} (bad sign-in).
+// Events: state {state}, frame (every server frame), fatal {text} (bad sign-in),
+// replaced (the same agent signed in elsewhere; no reconnect until start() again).
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 
@@ -73,6 +74,13 @@ export class AgentConnection extends EventTarget {
       if (ev.code === 4401 || ev.code === 4400) {
         this.stopped = true;
         this._emit('fatal', { text: this.everWelcomed ? '登录已失效，请重新登录' : '工号或令牌错误' });
+        return;
+      }
+      if (ev.code === 1000) {
+        // The server closes normally only to replace this socket by a newer sign-in of the
+        // same agent (another tab or device); reconnecting would kick that one in turn.
+        this.stopped = true;
+        this._emit('replaced', { reason: ev.reason });
         return;
       }
       if (ev.code === 1012) this.attempt = 0;

@@ -77,6 +77,15 @@ $('.signin-card').addEventListener('submit', (e) => {
 $('.signout').addEventListener('click', () => {
   signOut('');
 });
+$('.signout-replaced').addEventListener('click', () => {
+  $('.replaced').hidden = true;
+  signOut('');
+});
+$('.resume-here').addEventListener('click', () => {
+  $('.replaced').hidden = true;
+  notifier.unlock();
+  conn.start();
+});
 
 function signOut(message) {
   if (conn) conn.stop();
@@ -89,6 +98,8 @@ function signOut(message) {
   view.hide();
   openId = null;
   me = null;
+  $('.placeholder').hidden = false;
+  document.body.classList.remove('show-conv');
   showSignin(message);
 }
 
@@ -107,6 +118,11 @@ function start() {
     node.dataset.state = detail.state;
   });
   conn.addEventListener('fatal', ({ detail }) => signOut(detail.text));
+  conn.addEventListener('replaced', () => {
+    replace($('.conn-state'), '已在其他窗口登录');
+    $('.conn-state').dataset.state = 'replaced';
+    $('.replaced').hidden = false;
+  });
   conn.addEventListener('frame', ({ detail }) => onFrame(detail));
   conn.start();
 }
