@@ -52,7 +52,7 @@ class LocalServer:
         self.url = ""
 
     async def start(self) -> LocalServer:
-        self.runner = web.AppRunner(self.app)
+        self.runner = web.AppRunner(self.app, shutdown_timeout=1.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
@@ -61,8 +61,12 @@ class LocalServer:
         return self
 
     async def stop(self) -> None:
+        await self.close_sockets()
         if self.runner is not None:
             await self.runner.cleanup()
+
+    async def close_sockets(self) -> None:
+        """Fakes that hold websockets close them here."""
 
 
 class Script:
@@ -232,6 +236,7 @@ class FakePdd(LocalServer):
         self.unacked: dict[str, dict[str, Any]] = {}  # id -> frame, resent on every new connection
         self.api_calls: list[dict[str, str]] = []
         self.api_problems: list[str] = []
+        self.closing = False
         self.app.router.add_get("/message/{cid}/{ts}/{sign}", self._ws)
         self.app.router.add_post("/api/router", self._api)
 
@@ -240,6 +245,8 @@ class FakePdd(LocalServer):
         return self.url.replace("http://", "ws://")
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if self.closing:
+            return web.Response(status=503)
         cid, ts = request.match_info["cid"], request.match_info["ts"]
         raw_path = request.raw_path.rsplit("/", 1)[-1]
         sign = unquote(raw_path)
@@ -276,6 +283,10 @@ class FakePdd(LocalServer):
     async def drop_connections(self) -> None:
         for ws in list(self.sockets):
             await ws.close()
+
+    async def close_sockets(self) -> None:
+        self.closing = True
+        await self.drop_connections()
 
     async def _api(self, request: web.Request) -> web.Response:
         form = dict(await request.post())

@@ -200,3 +200,10 @@ def classify(topic: str, refund_prefix: str, trade_prefix: str, labels: Mapping[
     if topic.startswith(trade_prefix):
         return EventCategory.ORDER, labels.get(topic, f"订单消息（{topic}）"), False
     return EventCategory.IGNORED, topic, False
+
+
+def short_error(e: BaseException) -> str:
+    """One short line for logs (aiohttp errors repr with every header)."""
+    status = getattr(e, "status", None)
+    text = f"{type(e).__name__}" + (f" status={status}" if status else "") + f": {str(e)[:160]}"
+    return text.replace("\n", " ")

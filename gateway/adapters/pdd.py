@@ -20,8 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
-from gateway.adapters.base import BadPayload, PlatformEvent, SendError, business_key, classify, http_error
+from gateway.adapters.base import (
+    BadPayload,
+    PlatformEvent,
+    SendError,
+    business_key,
+    classify,
+    http_error,
+    short_error,
+)
 from gateway.adapters.config import ShopConfig
 from gateway.adapters.outbox import backoff_delay
 from gateway.adapters.signing import pdd_api_sign, pdd_value, pdd_ws_url
@@ -95,7 +104,7 @@ class PddMessageClient:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                log.warning("event=pdd_connection_failed app=%s error=%r", self.app.app_key, e)
+                log.warning("event=pdd_connection_failed app=%s error=%s", self.app.app_key, short_error(e))
             finally:
                 self.connected.clear()
             failures += 1
@@ -104,7 +113,9 @@ class PddMessageClient:
     async def _connection(self) -> None:
         url = pdd_ws_url(self.app.message_base, self.app.app_key, int(time.time() * 1000), self.app.app_secret)
         timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0)
-        async with self.rt.http().ws_connect(url, timeout=timeout, heartbeat=None, autoping=True) as ws:
+        # encoded=True keeps the sign's %3D as sent (yarl would normalise it to '=').
+        async with self.rt.http().ws_connect(URL(url, encoded=True), timeout=timeout, heartbeat=None,
+                                             autoping=True) as ws:
             self.connections += 1
             self.connected.set()
             log.info("event=pdd_connected app=%s", self.app.app_key)

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from gateway.adapters.base import BadPayload, PlatformEvent, SendError, business_key, classify, http_error
+from gateway.adapters.base import (
+    BadPayload,
+    PlatformEvent,
+    SendError,
+    business_key,
+    classify,
+    http_error,
+    short_error,
+)
 from gateway.adapters.config import ShopConfig
 from gateway.adapters.outbox import backoff_delay
 from gateway.adapters.signing import top_sign
@@ -156,7 +164,8 @@ class TmcPoller:
             except Exception as e:
                 failures += 1
                 delay = backoff_delay(failures, min(1.0, s.reconnect_max_s), s.reconnect_max_s)
-                log.warning("event=tmc_poll_failed app=%s error=%r retry_in_s=%.2f", self.app.app_key, e, delay)
+                log.warning("event=tmc_poll_failed app=%s error=%s retry_in_s=%.2f", self.app.app_key, short_error(e),
+                            delay)
                 await asyncio.sleep(delay)
 
     async def poll_once(self) -> int:
