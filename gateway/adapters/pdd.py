@@ -85,8 +85,6 @@ class PddMessageClient:
         self.rt = rt
         self.shops = shops
         self.app = shops[0]
-        self.connected = asyncio.Event()  # set while a connection is open (tests, health)
-        self.connections = 0
 
     def _shop(self, mall: str) -> ShopConfig | None:
         for s in self.shops:
@@ -105,8 +103,6 @@ class PddMessageClient:
                 raise
             except Exception as e:
                 log.warning("event=pdd_connection_failed app=%s error=%s", self.app.app_key, short_error(e))
-            finally:
-                self.connected.clear()
             failures += 1
             await asyncio.sleep(backoff_delay(failures, min(1.0, s.reconnect_max_s), s.reconnect_max_s))
 
@@ -116,8 +112,6 @@ class PddMessageClient:
         # encoded=True keeps the sign's %3D as sent (yarl would normalise it to '=').
         async with self.rt.http().ws_connect(URL(url, encoded=True), timeout=timeout, heartbeat=None,
                                              autoping=True) as ws:
-            self.connections += 1
-            self.connected.set()
             log.info("event=pdd_connected app=%s", self.app.app_key)
             beat = asyncio.get_running_loop().create_task(self._heartbeat(ws))
             try:

@@ -141,7 +141,6 @@ class TmcPoller:
         self.shops = shops
         self.app = shops[0]
         self.api = TopApi(self.app, rt.http)
-        self.polls = 0
 
     def _shop(self, m: dict[str, Any]) -> ShopConfig | None:
         ids = {str(m.get("user_id", "")), str(m.get("user_nick", ""))} - {""}
@@ -170,7 +169,6 @@ class TmcPoller:
 
     async def poll_once(self) -> int:
         """One consume (and confirm); the number of messages consumed."""
-        self.polls += 1
         resp = await self.api.call("taobao.tmc.messages.consume", {"group_name": self.app.group_name,
                                                                     "quantity": 100})
         messages = tmc_messages(resp)
