@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import proc_rss_kb, raise_nofile
+from bench.loadgen import proc_cpu_s, proc_rss_kb, raise_nofile
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -91,6 +91,19 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "hostname": platform.node(),
     }
+
+
+def settle(pids: list[int], busy_below: float = 0.1, timeout: float = 90.0) -> float:
+    """Wait until these processes use less than ``busy_below`` of a CPU (a backlog from the last step
+    is worked off, closed sockets are cleaned up), so one step does not eat into the next. Returns the wait."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        before = [proc_cpu_s(p) or 0.0 for p in pids]
+        time.sleep(0.5)
+        after = [proc_cpu_s(p) or 0.0 for p in pids]
+        if sum(b - a for a, b in zip(before, after, strict=True)) / 0.5 < busy_below:
+            break
+    return time.monotonic() - t0
 
 
 def median(xs: list[float]) -> float | None:
@@ -160,7 +173,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--hold", type=float, help="seconds an agent keeps a conversation after replying (default 0.3)")
     p.add_argument("--arrival", choices=("poisson", "fixed"), default="poisson", help="open-loop arrivals")
     p.add_argument("--sweep", help="offered rates for the latency plot, comma list, or 'none' "
-                   "(default 500,1000,2000,3000,4000)")
+                   "(default 250,500,1000,1500,2000,3000)")
     p.add_argument("--sweep-duration", type=float, help="seconds per sweep point (default 5)")
     p.add_argument("--concurrency", type=int, help="customers in the closed-loop capacity step (default 64)")
     p.add_argument("--no-compression", action="store_true",
@@ -182,7 +195,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     if a.sweep is not None:
         sweep = [] if a.sweep.strip().lower() in ("", "none", "0") else [float(x) for x in a.sweep.split(",")]
     else:
-        sweep = [100.0, 300.0] if q else [500.0, 1000.0, 2000.0, 3000.0, 4000.0]
+        sweep = [100.0, 300.0] if q else [250.0, 500.0, 1000.0, 1500.0, 2000.0, 3000.0]
 
     def pick(v: Any, full: Any, quick: Any) -> Any:
         return v if v is not None else (quick if q else full)
@@ -798,6 +811,7 @@ class Bench:
         self.handoffs: list[str] = []
         self.note = ""
         self.steps = 0
+        self.active_pids: list[int] = []  # every server this run started: steps wait for them to go quiet
 
     def plan(self) -> int:
         st = self.st
@@ -813,6 +827,7 @@ class Bench:
     def step(self, spec: dict[str, Any], label: str, prog: Progress, pids: dict[str, int]) -> dict[str, Any]:
         self.steps += 1
         spec = {**spec, "pids": pids, "tag": f"s{self.steps}"}
+        settle(self.active_pids or [p for p in pids.values() if p])
         t0 = time.monotonic()
         r = run_step(spec, self.tmp, prog, label, step_timeout(spec))
         r["wall_s"] = round(time.monotonic() - t0, 1)
@@ -908,6 +923,8 @@ class Bench:
             pids["redis"] = self.redis.pid
         echo_pids = {"server": self.echo.pid} if self.echo else {}
         echo_url = f"ws://127.0.0.1:{self.echo.port}" if self.echo else ""  # type: ignore[attr-defined]
+        self.active_pids = [gateway.pid, *([self.echo.pid] if self.echo else []),
+                            *([self.redis.pid] if self.redis is not None and store == "redis" else [])]
         reps = 1 if name == "connections" else st.repeat
         gw_runs: list[dict[str, Any]] = []
         echo_runs: list[dict[str, Any]] = []
