@@ -1,0 +1,79 @@
+"""The adapters on the Redis store: dedupe, after-sales, dead letters, and one send per reply
+when two gateway instances share the store."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.support import Client, is_
+from tests.test_adapters_doudian import APP, ORDER, REFUND_200
+from tests.test_adapters_doudian import SECRET as DD_SECRET
+from tests.test_adapters_doudian import SHOP as DD_SHOP
+from tests.test_adapters_fakes import (
+    FakeRelay,
+    doudian_push,
+    eventually,
+    eventually_async,
+    relay_post,
+    text_record,
+)
+
+pytestmark = pytest.mark.redis
+
+SECRET, SHOP = "relay-secret-r", "pdd-r"
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[FakeRelay]:
+    r = await FakeRelay(SHOP, SECRET).start()
+    yield r
+    await r.stop()
+
+
+def overrides(relay: FakeRelay, ns: str) -> dict[str, Any]:
+    return {"store": {"namespace": ns},
+            "shops": [{"platform": "pdd", "shop_id": SHOP, "relay_secret": SECRET, "callback_url": relay.callback_url},
+                      {"platform": "doudian", "shop_id": DD_SHOP, "app_key": APP, "app_secret": DD_SECRET}],
+            "adapters": {"backoff_base_s": 0.05, "backoff_max_s": 0.2, "max_attempts": 3}}
+
+
+async def test_relay_doudian_and_dead_letters_on_redis(gateway_app: Any, redis_server: Any, relay: FakeRelay) -> None:
+    gw = await gateway_app(overrides(relay, f"ad-{uuid.uuid4().hex[:8]}"), store=redis_server.url)
+    rec = text_record("m1", "b1", "什么时候发货")
+    assert (await relay_post(gw.http_url, "pdd", SHOP, SECRET, [rec]))[1]["results"][0]["status"] == "stored"
+    assert (await relay_post(gw.http_url, "pdd", SHOP, SECRET, [rec]))[1]["results"][0]["status"] == "duplicate"
+    await eventually(lambda: relay.replies, what="answer")
+    assert "48小时" in relay.replies[0]["text"]
+
+    a2 = await Client.connect(gw.ws_url + "/ws/agent")
+    await a2.send({"type": "hello", "agent": "a2", "token": "demo-a2"})
+    await a2.wait(is_("welcome"))
+    for _ in range(2):
+        assert (await doudian_push(gw.http_url, APP, DD_SECRET, REFUND_200))[1] == {"code": 0, "msg": "success"}
+    conv = (await a2.wait(is_("assigned")))["conversation"]
+    assert conv["skill"] == "aftersale" and conv["meta"]["orders"] == [ORDER]
+    assert len([m for m in conv["messages"] if m.get("internal")]) == 1
+    await a2.close()
+
+    relay.script.always = 404
+    await relay_post(gw.http_url, "pdd", SHOP, SECRET, [text_record("m2", "b1", "尺码怎么选")])
+    dead = await eventually_async(lambda: gw.ctx.store.dead_letters(), what="dead letter")
+    assert dead[0]["http_status"] == 404 and dead[0]["attempts"] == 1
+
+
+async def test_two_instances_send_each_reply_once(gateway_app: Any, redis_server: Any, relay: FakeRelay) -> None:
+    ns = f"ad-{uuid.uuid4().hex[:8]}"
+    gw1 = await gateway_app(overrides(relay, ns), store=redis_server.url)
+    gw2 = await gateway_app(overrides(relay, ns), store=redis_server.url)
+    for i, gw in enumerate((gw1, gw2, gw1, gw2)):
+        q = "什么时候发货" if i % 2 == 0 else "尺码怎么选"
+        await relay_post(gw.http_url, "pdd", SHOP, SECRET, [text_record(f"m{i}", f"b{i}", q)])
+    await eventually(lambda: len(relay.replies) >= 4, what="four answers")
+    await asyncio.sleep(0.5)  # room for a second send of any of them
+    assert len(relay.attempts) == 4
+    assert len({(a["conversation"], a["seq"]) for a in relay.attempts}) == 4
