@@ -31,12 +31,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
 from redis import exceptions as rex
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -62,19 +62,6 @@ RESYNC = "_resync"  # gateway.service.delivery.RESYNC (the store does not import
 _UNAVAILABLE_REPLIES = ("LOADING", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY")
 
 _UPDATABLE = ("customer_name", "meta", "rating", "rating_comment", "priority", "skill")
-
-
-@contextlib.contextmanager
-def _unavailable(what: str) -> Iterator[None]:
-    """Turn Redis connection trouble into ``StoreUnavailable``."""
-    try:
-        yield
-    except (rex.ConnectionError, rex.TimeoutError, OSError, TimeoutError) as e:
-        raise StoreUnavailable(f"redis {what}: {e!r}") from e
-    except rex.ResponseError as e:
-        if str(e).split(" ", 1)[0] in _UNAVAILABLE_REPLIES:
-            raise StoreUnavailable(f"redis {what}: {e}") from e
-        raise
 
 
 def _str(v: Any) -> str:
@@ -111,8 +98,9 @@ class RedisStore(Store):
         agent_grace_s: float = 60.0,
         heartbeat_s: float = 1.0,
         instance_ttl_s: float = 3.0,
-        socket_timeout_s: float = 2.0,
+        socket_timeout_s: float = 5.0,
         connect_timeout_s: float = 1.0,
+        max_connections: int = 64,
     ) -> None:
         self.namespace = namespace
         self.keys = Keys(namespace)
@@ -122,9 +110,11 @@ class RedisStore(Store):
         self.instance_ttl_s = instance_ttl_s
         self.url = url
         no_retry = Retry(NoBackoff(), 0)
-        self._pool = ConnectionPool.from_url(
-            url, decode_responses=True, socket_timeout=socket_timeout_s,
-            socket_connect_timeout=connect_timeout_s, retry=no_retry,
+        # Bounded: a burst of requests waits for a connection (up to the socket
+        # timeout) instead of opening hundreds of them.
+        self._pool = BlockingConnectionPool.from_url(
+            url, decode_responses=True, socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s,
+            retry=no_retry, max_connections=max_connections, timeout=socket_timeout_s,
         )
         self._r: Redis = Redis(connection_pool=self._pool)
         # The bus connection blocks on reads by design: no read timeout, a health check instead.
@@ -145,10 +135,29 @@ class RedisStore(Store):
     def configure(self, *, agent_grace_s: float) -> None:
         self.agent_grace_s = agent_grace_s
 
+    @contextlib.asynccontextmanager
+    async def _io(self, what: str) -> AsyncIterator[None]:
+        """Turn Redis connection trouble into ``StoreUnavailable``.
+
+        After a connection error the pool's idle connections are dropped too:
+        they point at the same (dead or restarted) server, and each would fail
+        one more request after Redis is back.
+        """
+        try:
+            yield
+        except (rex.ConnectionError, rex.TimeoutError, OSError, TimeoutError) as e:
+            with contextlib.suppress(Exception):
+                await self._pool.disconnect(inuse_connections=False)
+            raise StoreUnavailable(f"redis {what}: {e!r}") from e
+        except rex.ResponseError as e:
+            if str(e).split(" ", 1)[0] in _UNAVAILABLE_REPLIES:
+                raise StoreUnavailable(f"redis {what}: {e}") from e
+            raise
+
     # lifecycle -------------------------------------------------------
     async def start(self, listener: BusListener) -> None:
         self._listener = listener
-        with _unavailable("start"):
+        async with self._io("start"):
             async with self._r.pipeline(transaction=False) as pipe:
                 for s in self._scripts.values():
                     pipe.script_load(s.source)
@@ -172,7 +181,7 @@ class RedisStore(Store):
         try:
             # Leave as a dead instance would, but now: whatever is still bound
             # here is handed over (grace), claimed timers go back.
-            with _unavailable("close"):
+            async with self._io("close"):
                 await self._r.delete(self.keys.heartbeat(self.instance))
             await self._reap(self.instance)
         except StoreUnavailable as e:
@@ -189,7 +198,7 @@ class RedisStore(Store):
             return False
 
     async def shared_secret(self) -> bytes:
-        with _unavailable("secret"):
+        async with self._io("secret"):
             await self._r.set(self.keys.secret, os.urandom(32).hex(), nx=True)
             value = await self._r.get(self.keys.secret)
         return bytes.fromhex(_str(value))
@@ -199,7 +208,7 @@ class RedisStore(Store):
         """EVALSHA ``name``; on NOSCRIPT (Redis restarted or flushed) load it and run it again."""
         script = self._scripts[name]
         all_keys = [self.keys.prefix, *keys]
-        with _unavailable(name):
+        async with self._io(name):
             try:
                 return await self._r.evalsha(script.sha, len(all_keys), *all_keys, *args)
             except rex.NoScriptError:
@@ -236,6 +245,7 @@ class RedisStore(Store):
                         if ever:
                             self.bus_reconnects += 1
                             log.info("event=bus_resubscribed instance=%s", self.instance)
+                            await self._until_serving()
                             self._emit(RESYNC, {})
                         ever = True
                     elif msg["type"] == "message":
@@ -256,8 +266,19 @@ class RedisStore(Store):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
 
+    async def _until_serving(self, timeout: float = 10.0) -> None:
+        """Wait until Redis serves reads (a restarted Redis may still be loading its AOF)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                async with self._io("ready"):
+                    await self._r.exists(self.keys.instances)
+                return
+            except StoreUnavailable:
+                await asyncio.sleep(0.1)
+
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        with _unavailable("publish"):
+        async with self._io("publish"):
             await self._r.publish(self.keys.bus, orjson.dumps([topic, payload]))
 
     # liveness --------------------------------------------------------
@@ -299,7 +320,7 @@ class RedisStore(Store):
 
     async def _reap_dead(self) -> None:
         k = self.keys
-        with _unavailable("instances"):
+        async with self._io("instances"):
             members = sorted(_str(m) for m in await self._r.smembers(k.instances))
             others = [m for m in members if m != self.instance]
             if not others:
@@ -340,7 +361,7 @@ class RedisStore(Store):
                         [k.conv(conv.id), k.log(conv.id), k.dedupe(conv.id), k.customer(conv.customer_id)], args)
 
     async def get_conversation(self, conversation: str) -> Conversation | None:
-        with _unavailable("get_conversation"):
+        async with self._io("get_conversation"):
             fields = await self._r.hgetall(self.keys.conv(conversation))
         return _conversation(fields) if fields else None
 
@@ -360,7 +381,7 @@ class RedisStore(Store):
             raise NotFound(f"no conversation {conversation}")
 
     async def customer_conversation(self, customer: str) -> str | None:
-        with _unavailable("customer_conversation"):
+        async with self._io("customer_conversation"):
             v = await self._r.get(self.keys.customer(customer))
         return _str(v) if v is not None else None
 
@@ -390,7 +411,7 @@ class RedisStore(Store):
         raise NotFound(f"no conversation {conversation}")
 
     async def read_log(self, conversation: str, after: int = 0) -> list[Entry]:
-        with _unavailable("read_log"):
+        async with self._io("read_log"):
             rows = await self._r.xrange(self.keys.log(conversation), min=f"0-{max(after, 0) + 1}", max="+")
         return [orjson.loads(fields["e"]) for _, fields in rows or ()]  # type: ignore[index]
 
@@ -412,7 +433,7 @@ class RedisStore(Store):
 
     async def get_agent(self, agent: str) -> AgentState | None:
         k = self.keys
-        with _unavailable("get_agent"):
+        async with self._io("get_agent"):
             async with self._r.pipeline(transaction=True) as pipe:
                 pipe.hgetall(k.agent(agent))
                 pipe.lrange(k.held(agent), 0, -1)
@@ -423,7 +444,7 @@ class RedisStore(Store):
 
     async def list_agents(self) -> list[AgentState]:
         k = self.keys
-        with _unavailable("list_agents"):
+        async with self._io("list_agents"):
             ids = sorted(_str(a) for a in await self._r.smembers(k.agents))
             if not ids:
                 return []
@@ -503,12 +524,12 @@ class RedisStore(Store):
         return CloseResult(True, _conversation(res[4]), _str(res[1]), tuple(_placements(res[3])), _str(res[2]))
 
     async def queue(self, skill: str) -> list[str]:
-        with _unavailable("queue"):
+        async with self._io("queue"):
             return [_str(c) for c in await self._r.zrange(self.keys.queue(skill), 0, -1)]
 
     async def queue_lengths(self) -> dict[str, int]:
         k = self.keys
-        with _unavailable("queue_lengths"):
+        async with self._io("queue_lengths"):
             skills = sorted(_str(s) for s in await self._r.smembers(k.queues))
             if not skills:
                 return {}
@@ -520,11 +541,11 @@ class RedisStore(Store):
 
     # timers ----------------------------------------------------------
     async def schedule(self, key: str, due: float) -> None:
-        with _unavailable("schedule"):
+        async with self._io("schedule"):
             await self._r.zadd(self.keys.timers, {key: due})
 
     async def cancel(self, key: str) -> None:
-        with _unavailable("cancel"):
+        async with self._io("cancel"):
             await self._r.zrem(self.keys.timers, key)
 
     async def claim_due(self, now: float, limit: int = 100) -> list[str]:
@@ -534,21 +555,21 @@ class RedisStore(Store):
 
     # claims and dead letters -----------------------------------------
     async def claim_once(self, key: str, ttl_s: float, value: str = "1") -> bool:
-        with _unavailable("claim_once"):
+        async with self._io("claim_once"):
             return bool(await self._r.set(self.keys.claim(key), value, nx=True, px=max(1, round(ttl_s * 1000))))
 
     async def get_claim(self, key: str) -> str | None:
-        with _unavailable("get_claim"):
+        async with self._io("get_claim"):
             v = await self._r.get(self.keys.claim(key))
         return _str(v) if v is not None else None
 
     async def release_claim(self, key: str) -> None:
-        with _unavailable("release_claim"):
+        async with self._io("release_claim"):
             await self._r.delete(self.keys.claim(key))
 
     async def add_dead_letter(self, record: dict[str, Any], keep: int) -> None:
         k = self.keys.dead_letters
-        with _unavailable("add_dead_letter"):
+        async with self._io("add_dead_letter"):
             async with self._r.pipeline(transaction=True) as pipe:
                 pipe.lpush(k, orjson.dumps(record))
                 pipe.ltrim(k, 0, max(keep, 0) - 1)
@@ -557,6 +578,6 @@ class RedisStore(Store):
     async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
-        with _unavailable("dead_letters"):
+        async with self._io("dead_letters"):
             rows = await self._r.lrange(self.keys.dead_letters, 0, limit - 1)
         return [orjson.loads(r) for r in rows]

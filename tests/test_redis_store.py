@@ -1,0 +1,342 @@
+"""What only the Redis store has: key layout, scripts, the bus, liveness, outages.
+
+The shared semantics are in test_store_contract.py; these run the store
+in-process against a real redis-server (the session one, or a private one for
+the outage tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.crc import key_slot
+
+from gateway.errors import StoreUnavailable
+from gateway.model import AgentProfile, AgentStatus, Conversation, Priority
+from gateway.store import lua
+from gateway.store.base import Store
+from gateway.store.keys import Keys
+from gateway.store.redis import RESYNC, RedisStore
+from tests.conftest import RedisServer
+from tests.test_store_contract import _apply, _Story
+
+pytestmark = pytest.mark.redis
+
+ONLINE = AgentStatus.ONLINE
+
+Events = list[tuple[str, dict[str, Any]]]
+
+
+def ns() -> str:
+    return f"r{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str, namespace: str, events: Events | None = None, **kw: Any) -> AsyncIterator[RedisStore]:
+    s = RedisStore(url, namespace, **kw)
+    await s.start(lambda t, p: events.append((t, p)) if events is not None else None)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def until(cond: Callable[[], Awaitable[bool]], timeout: float = 5.0, what: str = "condition") -> None:
+    end = time.monotonic() + timeout
+    while not await cond():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def crash(s: RedisStore) -> None:
+    """Stop an instance's background work as a kill -9 would (no goodbye to Redis)."""
+    for t in s._tasks:
+        t.cancel()
+
+
+async def setup_agent(s: Store, aid: str, instance: str, cap: int = 2) -> None:
+    await s.register_agent(AgentProfile(aid, aid, ("presale",), cap))
+    await s.agent_connected(aid, f"sess-{aid}", ONLINE, instance)
+
+
+async def handoff(s: Store, cid: str) -> None:
+    await s.create_conversation(Conversation(cid, f"u-{cid}", created_at=time.time()))
+    await s.assign_or_enqueue(cid, "presale", Priority.NORMAL)
+
+
+# ------------------------------------------------------------------ layout and scripts
+
+
+async def test_every_key_shares_the_namespace_hash_tag(redis_server: RedisServer) -> None:
+    namespace = ns()
+    async with opened(redis_server.url, namespace, instance="i1") as s:
+        story = _Story(7)
+        for aid, skills in (("a1", ("presale", "aftersale")), ("a2", ("logistics",)), ("a3", ("presale",))):
+            await s.register_agent(AgentProfile(aid, aid, skills, 2))
+        for _ in range(120):
+            await _apply(s, await story.next(s))
+        await s.schedule("idle:c0", time.time() + 60)
+        await s.claim_once("dedupe:x", 60)
+        await s.add_dead_letter({"x": 1}, keep=5)
+        await s.shared_secret()
+        r = Redis.from_url(redis_server.url)
+        try:
+            found = [k.decode() async for k in r.scan_iter(match=f"*{namespace}*", count=1000)]
+        finally:
+            await r.aclose()
+    prefix = Keys(namespace).prefix
+    assert len(found) > 20
+    assert all(k.startswith(prefix) for k in found), [k for k in found if not k.startswith(prefix)]
+    assert {key_slot(k.encode()) for k in found} == {key_slot(prefix.encode())}
+    assert {k[len(prefix):].split(":")[0] for k in found} <= {
+        "secret", "conv", "log", "dedupe", "cust", "agents", "agent", "held", "free", "queue", "queues",
+        "tickets", "stamp", "timers", "inflight", "instances", "hb", "inst_agents", "claim", "dead"}
+
+
+def test_namespace_must_keep_its_hash_tag() -> None:
+    from gateway.errors import ConfigError
+
+    for bad in ("", "a{b", "a}b", "a b"):
+        with pytest.raises(ConfigError):
+            Keys(bad)
+    assert Keys("shop-1").prefix == "gw:{shop-1}:"
+
+
+def test_each_lua_script_names_its_keys_args_and_returns() -> None:
+    names = lua.names()
+    assert {"append", "assign_or_enqueue", "close_conversation", "transfer", "requeue_agent", "agent_connected",
+            "agent_disconnected", "set_agent_status", "claim_due", "reap_instance"} <= set(names)
+    for name in names:
+        text = (lua.HERE / f"{name}.lua").read_text(encoding="utf-8")
+        lines = text.splitlines()
+        header = "\n".join(lines[: next(i for i, line in enumerate(lines) if not line.startswith("--"))])
+        assert header.startswith(f"-- {name}: "), name
+        for word in ("KEYS[1]", "ARGV[", "Returns"):
+            assert word in header, (name, word)
+        script = lua.load(name)
+        assert "@include" not in script.source.replace("-- (included", "")
+        assert len(script.sha) == 40
+
+
+async def test_scripts_reload_after_noscript(redis_server: RedisServer) -> None:
+    async with opened(redis_server.url, ns()) as s:
+        await s.create_conversation(Conversation("c1", "u1"))
+        r = Redis.from_url(redis_server.url)
+        try:
+            await r.script_flush()
+        finally:
+            await r.aclose()
+        before = s.script_reloads
+        res = await s.append("c1", {"type": "message", "from": "customer", "text": "hi"}, client_id="m1")
+        assert res.entry["seq"] == 1 and s.script_reloads == before + 1
+        assert (await s.append("c1", {"type": "message", "text": "again"}, client_id="m1")).duplicate
+
+
+# ------------------------------------------------------------------ bus
+
+
+async def test_bus_rings_every_instance_in_order(redis_server: RedisServer) -> None:
+    namespace = ns()
+    seen_b: Events = []
+    async with opened(redis_server.url, namespace) as a, opened(redis_server.url, namespace, seen_b):
+        await a.create_conversation(Conversation("c1", "u1"))
+        await asyncio.gather(*[a.append("c1", {"type": "message", "from": "customer", "text": str(i)})
+                               for i in range(50)])
+        await a.publish("a:x", {"type": "typing"})
+
+        async def all_in() -> bool:
+            return any(t == "a:x" for t, _ in seen_b)
+
+        await until(all_in, what="bus messages on the other instance")
+        seqs = [p["seq"] for t, p in seen_b if t == "c:c1"]
+        assert seqs == list(range(1, 51))
+
+
+# ------------------------------------------------------------------ outages
+
+
+async def test_outage_unavailable_fast_then_reconnects_and_resyncs(redis_factory: Callable[..., RedisServer]) -> None:
+    srv = redis_factory(appendonly=True)
+    events: Events = []
+    async with opened(srv.url, ns(), events) as s:
+        await s.create_conversation(Conversation("c1", "u1"))
+        acked = await s.append("c1", {"type": "message", "text": "before"}, client_id="m1")
+        assert srv.proc is not None
+        srv.proc.kill()  # SIGKILL: appendfsync always kept what was acked
+        srv.proc.wait(5)
+        t0 = time.monotonic()
+        assert await s.ping() is False
+        with pytest.raises(StoreUnavailable):
+            await s.append("c1", {"type": "message", "text": "during"}, client_id="m2")
+        with pytest.raises(StoreUnavailable):
+            await s.read_log("c1")
+        with pytest.raises(StoreUnavailable):
+            await s.claim_due(time.time())
+        assert time.monotonic() - t0 < 2.0
+        srv.start()
+
+        async def ready() -> bool:
+            return await s.ping()
+
+        await until(ready, 10, "ping after restart")
+        res = await s.append("c1", {"type": "message", "text": "during"}, client_id="m2")
+        assert res.entry["seq"] == 2 and not res.duplicate
+        again = await s.append("c1", {"type": "message", "text": "before"}, client_id="m1")
+        assert again.duplicate and again.entry == acked.entry  # dedupe survived the restart
+
+        async def resynced() -> bool:
+            return any(t == RESYNC for t, _ in events)
+
+        await until(resynced, 10, "RESYNC after the bus reconnected")
+        n = len(events)
+        await s.append("c1", {"type": "message", "text": "after"})
+
+        async def rung() -> bool:
+            return any(t == "c:c1" and p.get("seq") == 3 for t, p in events[n:])
+
+        await until(rung, 5, "ring after the reconnect")
+
+
+async def test_ping_answers_fast_when_redis_hangs(redis_factory: Callable[..., RedisServer]) -> None:
+    srv = redis_factory()
+    async with opened(srv.url, ns()) as s:
+        assert srv.proc is not None
+        await s.create_conversation(Conversation("c1", "u1"))
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            assert await s.ping() is False
+            assert time.monotonic() - t0 < 1.6
+            with pytest.raises(StoreUnavailable):
+                await s.append("c1", {"type": "message", "text": "x"})
+            assert time.monotonic() - t0 < 4.5  # socket timeouts, not a hang
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+
+        async def ready() -> bool:
+            return await s.ping()
+
+        await until(ready, 10, "ping after SIGCONT")
+
+
+# ------------------------------------------------------------------ liveness
+
+
+FAST = {"heartbeat_s": 0.1, "instance_ttl_s": 0.5, "agent_grace_s": 0.3}
+
+
+async def test_dead_instance_agents_get_grace_and_its_claimed_timers_come_back(redis_server: RedisServer) -> None:
+    namespace = ns()
+    keys = Keys(namespace)
+    async with opened(redis_server.url, namespace, instance="A", **FAST) as a:
+        await setup_agent(a, "ka", "A")
+        await setup_agent(a, "kb", "A")
+        await handoff(a, "c1")  # -> ka
+        now = time.time()
+        await a.schedule("sla:c1", now - 1)
+        assert await a.claim_due(now) == ["sla:c1"]  # A has it in hand when it dies
+        await a.schedule("idle:c1", now + 30)  # a timer A set: it lives in Redis
+        crash(a)
+        # kb reconnected to another instance before anyone noticed: not A's any more
+        async with opened(redis_server.url, namespace, instance="B", **FAST) as b:
+            await b.agent_connected("kb", "sess-kb2", ONLINE, "B")
+
+            async def reaped() -> bool:
+                ka = await b.get_agent("ka")
+                return ka is not None and ka.status is AgentStatus.OFFLINE
+
+            t0 = time.monotonic()
+            await until(reaped, 5, "A's agent marked offline")
+            assert time.monotonic() - t0 < 2.5
+            r = Redis.from_url(redis_server.url, decode_responses=True)
+            try:
+                assert "A" not in await r.smembers(keys.instances)
+                assert not await r.exists(keys.inflight("A"), keys.instance_agents("A"))
+            finally:
+                await r.aclose()
+            assert (await b.get_agent("ka")).held == ["c1"]  # type: ignore[union-attr]  # kept during grace
+            assert (await b.get_agent("kb")).status is ONLINE  # type: ignore[union-attr]
+            due = await b.claim_due(time.time() + 1)
+            assert sorted(due) == ["grace:ka", "sla:c1"]  # the grace timer, and A's unfinished claim
+            assert await b.claim_due(time.time() + 60) == ["idle:c1"]
+            placed = await b.requeue_agent("ka")  # what the grace timer does
+            assert [(p.conversation, p.agent) for p in placed] == [("c1", "kb")]
+    await a.close()
+
+
+async def test_an_instance_reaped_while_alive_binds_its_sessions_again(redis_server: RedisServer) -> None:
+    namespace = ns()
+    events: Events = []
+    async with opened(redis_server.url, namespace, events, instance="A", **FAST) as a, \
+            opened(redis_server.url, namespace, instance="B", **FAST) as b:
+        await setup_agent(a, "ka", "A")
+        await setup_agent(a, "kb", "A")
+        await a.agent_connected("kb", "sess-elsewhere", ONLINE, "B")  # kb moved to B meanwhile
+        # A stalls past its TTL (say a long GC pause or a partition): B reaps it
+        for t in a._tasks:
+            if "liveness" in t.get_name():
+                t.cancel()
+
+        async def reaped() -> bool:
+            ka = await b.get_agent("ka")
+            return ka is not None and ka.status is AgentStatus.OFFLINE
+
+        await until(reaped, 5, "A reaped")
+        await a._beat()  # A comes back: it sees it was reaped and binds its live sessions again
+        ka = await b.get_agent("ka")
+        assert ka is not None and ka.status is ONLINE
+        assert any(t == RESYNC for t, _ in events)
+        kb = await b.get_agent("kb")
+        assert kb is not None and kb.status is ONLINE
+        # the newer session on B is untouched (A only rebinds agents nobody else holds)
+        assert await b.agent_disconnected("kb", "sess-elsewhere") is True
+
+
+async def test_graceful_close_hands_over_what_is_still_bound(redis_server: RedisServer) -> None:
+    namespace = ns()
+    async with opened(redis_server.url, namespace, instance="B", **FAST) as b:
+        a = RedisStore(redis_server.url, namespace, instance="A", **FAST)
+        await a.start(lambda t, p: None)
+        await setup_agent(a, "ka", "A")
+        await a.close()
+        ka = await b.get_agent("ka")
+        assert ka is not None and ka.status is AgentStatus.OFFLINE
+        assert await b.claim_due(time.time() + 1) == ["grace:ka"]
+
+
+async def test_free_sets_mirror_agent_state(redis_server: RedisServer) -> None:
+    """free:<skill> holds exactly the online agents with room, scored held/capacity."""
+    namespace = ns()
+    keys = Keys(namespace)
+    async with opened(redis_server.url, namespace, instance="i1") as s:
+        for aid, skills, cap in (("a1", ("presale", "aftersale"), 2), ("a2", ("aftersale",), 1),
+                                 ("a3", ("logistics", "presale"), 3), ("a4", ("logistics",), 1)):
+            await s.register_agent(AgentProfile(aid, aid, skills, cap))
+        story = _Story(11)
+        r = Redis.from_url(redis_server.url, decode_responses=True)
+        try:
+            for step in range(200):
+                await _apply(s, await story.next(s))
+                if step % 10:
+                    continue
+                for skill in ("presale", "aftersale", "logistics"):
+                    free = dict(await r.zrange(keys.free(skill), 0, -1, withscores=True))
+                    want = {a.id: len(a.held) / a.capacity for a in await s.list_agents()
+                            if skill in a.skills and a.status is ONLINE and len(a.held) < a.capacity}
+                    assert free == want, (step, skill)
+        finally:
+            await r.aclose()
+
+
+def test_lua_sources_exist_as_package_files() -> None:
+    assert (Path(lua.__file__).parent / "includes" / "routing.lua").is_file()
