@@ -334,6 +334,10 @@ def test_queue_handoff_reply_close_and_rating(gateway: Any, tabs: Callable[..., 
 
     customer.wait_for_selector(".gw-closed")
     customer.wait_for_selector(".gw-rating:not([hidden])")
+    customer.reload()  # the stars wait across a reload, under the resumed history
+    customer.wait_for_selector(".gw-closed")
+    customer.wait_for_selector(".gw-rating:not([hidden])")
+    assert customer.locator(".gw-from-agent .gw-bubble").inner_text() == CANNED[0]
     customer.locator(".gw-star").nth(3).click()
     customer.fill(".gw-comment", "回复很快")
     customer.click(".gw-rate-submit")
