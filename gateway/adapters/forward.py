@@ -61,7 +61,7 @@ def parse_record(platform: str, shop: str, i: int, r: Any, max_text: int) -> Inb
     if not isinstance(buyer, dict):
         raise BadPayload(f"{w}.buyer must be an object with id and nick")
     buyer_id = text_id(buyer.get("id"), f"{w}.buyer.id")
-    nick = buyer.get("nick", "")
+    nick = buyer.get("nick") or ""
     if not isinstance(nick, str) or len(nick) > 64:
         raise BadPayload(f"{w}.buyer.nick must be a string of at most 64 characters")
     kind, native = map_kind(platform, r.get("kind", "text"), r.get("sub_type"))
