@@ -43,6 +43,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from gateway.service.botholder import BotHolder
 
         BotHolder(config.faq_path, config.bot)  # validates [bot] before anything listens
+        from gateway.adapters.config import parse_adapters
+
+        parse_adapters(config)  # validates [[shops]] and [adapters]
         if args.check:
             BotHolder(config.faq_path, config.bot).build()
             print(f"config OK: {args.config}")

@@ -73,3 +73,10 @@ def test_cli_check_validates_the_demo() -> None:
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "config OK" in r.stdout
+
+
+def test_cli_bad_shop_names_the_key(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"shops": [{"platform": "nowhere", "shop_id": "s1"}]})
+    r = subprocess.run([sys.executable, "-m", "gateway", "serve", "--config", str(path), "--check"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "shops[0]" in r.stderr and "Traceback" not in r.stderr

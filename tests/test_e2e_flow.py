@@ -299,3 +299,16 @@ async def test_typing_is_relayed_both_ways_and_not_stored(gateway_app) -> None:
     t2 = await c.wait(is_("typing"))
     assert t2.get("from") == "agent" and "seq" not in t2
     assert len(await app.ctx.store.read_log(conv)) == n
+
+
+async def test_resume_while_queued_gets_the_position(gateway_app) -> None:
+    app = await gateway_app({"agents": agents_cfg(("q1", ["presale"], 1))})
+    for i in range(2):
+        c, w = await customer(app.ws_url, f"u-qr{i}")
+        await say(c, "m1", "转人工")
+        await c.wait(is_("queued"))
+    await c.close()
+    c2, _ = await customer(app.ws_url, "u-qr1", resume={"conversation": w["conversation"], "token": w["token"],
+                                                         "after": 0})
+    q = await c2.wait(is_("queued"))
+    assert q["position"] == 2 and q["skill"] == "presale"

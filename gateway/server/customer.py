@@ -120,6 +120,13 @@ class CustomerSession:
             })
             if snapshot is not None:
                 await peer.sync(conv.id)  # what was stored after the snapshot
+            current = await store.get_conversation(conv.id)
+            if current is not None and current.state is ConvState.QUEUED:  # a resume while waiting
+                queue = await store.queue(current.skill)
+                if conv.id in queue:
+                    position = queue.index(conv.id) + 1
+                    peer.positions[conv.id] = position
+                    await self.outlet.send_frame({"type": "queued", "position": position, "skill": current.skill})
 
         peer.call(welcome)
 

@@ -134,7 +134,12 @@ class ConversationService:
         orders: tuple[str, ...] | list[str] = (),
     ) -> Placement | None:
         """Hand a BOT conversation to people: notice first, then assign or queue."""
-        skill = skill or self.config.routing.channel_skills.get(conv.channel, "") or self.config.routing.default_skill
+        skill = (
+            skill
+            or str(conv.meta.get("default_skill") or "")  # a platform shop's own default team
+            or self.config.routing.channel_skills.get(conv.channel, "")
+            or self.config.routing.default_skill
+        )
         res = await self.store.append(
             conv.id,
             {"type": "message", "from": "system", "text": self.config.texts.handoff},
