@@ -649,10 +649,13 @@ class LoadGen:
         within = sum(1 for r in measured if r.t_final and not r.error and r.t_final - r.t_sched <= 30.0)
         used = self.cpu.used_ms()
         n_msgs = len(measured)
+        # CPU is divided by the messages the server *processed* in the window (acks received in it),
+        # not by those offered: a server that falls behind does not look cheaper per message.
+        acked_in_window = sum(1 for r in self.reqs if r.t_ack and w0 <= r.t_ack < w1)
 
         def per_msg(key: str) -> float | None:
             v = used.get(key)
-            return round(v / n_msgs, 4) if v is not None and n_msgs else None
+            return round(v / acked_in_window, 4) if v is not None and acked_in_window else None
 
         errs: dict[str, int] = {}
         for r in measured:
@@ -666,6 +669,7 @@ class LoadGen:
             "customers": len(self.customers),
             "sent": n_msgs,
             "sent_total": len(self.reqs),
+            "acked_in_window": acked_in_window,
             "faq_sent": len(faq),
             "handoff_sent": len(hand),
             "skipped": self.skipped,

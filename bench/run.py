@@ -429,6 +429,10 @@ def run_step(spec: dict[str, Any], tmp: Path, progress: Progress, label: str, ti
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(5)
+        except BaseException:  # interrupted: do not leave the generator running
+            p.kill()
+            p.wait(5)
+            raise
     if p.returncode != 0 or not out_path.exists():
         raise RuntimeError(f"load generator failed (code {p.returncode}): {tail(errlog, 4)}")
     result: dict[str, Any] = json.loads(out_path.read_text())
@@ -859,6 +863,9 @@ class Bench:
                 self.echo = start_echo(self.tmp)
             for store in st.stores:
                 self.run_store(store, prog)
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         finally:
             if self.echo is not None:
                 self.echo.stop()
@@ -1004,8 +1011,13 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # run the cleanups: stop the gateway, echo server, redis-server
+
+
 def main(argv: list[str] | None = None) -> int:
     st = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)
     bench = Bench(st)
     try:
         rows = bench.run()
