@@ -337,9 +337,11 @@ async def test_redis_restart_under_load(launch: Callable[..., list[GatewayProces
         last_text = t.texts[max(t.acks, key=lambda m: t.acks[m])]
         await o1.wait(lambda f, cid=w["conversation"], x=last_text: f.get("conversation") == cid
                       and f.get("text") == x, T, "delivery after the restart")
-        got = [e["text"] for e in entries(o1.frames, w["conversation"]) if e.get("from") == "customer"]
-        assert set(t.texts[m] for m in t.acks) <= set(got)
-        assert_in_order(entries(o1.frames, w["conversation"]))
+        seen = [*next(f["conversation"]["messages"] for f in o1.of(is_("assigned"))
+                      if f["conversation"]["id"] == w["conversation"]),
+                *entries(o1.frames, w["conversation"])]
+        assert {t.texts[m] for m in t.acks} <= {e.get("text") for e in seen if e.get("from") == "customer"}
+        assert_in_order(seen)
     await custs[0][0].wait(lambda f: f.get("text") == agent_talker.texts[max(agent_talker.acks,
                                                                           key=lambda m: agent_talker.acks[m])], T)
     print(f"\nRedis kill -9 + restart: /readyz 200 again {t_ready:.1f}s after the kill "

@@ -98,8 +98,9 @@ class RedisStore(Store):
         agent_grace_s: float = 60.0,
         heartbeat_s: float = 1.0,
         instance_ttl_s: float = 3.0,
-        socket_timeout_s: float = 5.0,
+        socket_timeout_s: float = 2.0,
         connect_timeout_s: float = 1.0,
+        pool_timeout_s: float = 5.0,
         max_connections: int = 64,
     ) -> None:
         self.namespace = namespace
@@ -110,11 +111,11 @@ class RedisStore(Store):
         self.instance_ttl_s = instance_ttl_s
         self.url = url
         no_retry = Retry(NoBackoff(), 0)
-        # Bounded: a burst of requests waits for a connection (up to the socket
-        # timeout) instead of opening hundreds of them.
+        # Bounded: a burst of requests waits for a free connection (a busy
+        # instance queues here, not in Redis) instead of opening hundreds.
         self._pool = BlockingConnectionPool.from_url(
             url, decode_responses=True, socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s,
-            retry=no_retry, max_connections=max_connections, timeout=socket_timeout_s,
+            retry=no_retry, max_connections=max_connections, timeout=pool_timeout_s,
         )
         self._r: Redis = Redis(connection_pool=self._pool)
         # The bus connection blocks on reads by design: no read timeout, a health check instead.
