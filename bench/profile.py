@@ -32,6 +32,7 @@ from bench.run import (
     parse_args,
     pick_questions,
     scenario_spec,
+    snapshot,
     start_gateway,
     start_redis,
     write_bench_config,
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
     p.add_argument("--idle", action="store_true", help="py-spy --idle (count waiting threads too)")
     p.add_argument("--no-compression", action="store_true")
+    p.add_argument("--snapshot", nargs="?", const="HEAD", default="", metavar="REF",
+                   help="profile the gateway as committed at REF (default HEAD), not the working tree")
     p.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "gateway-profile")
     a = p.parse_args(argv)
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -106,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.no_compression:
         flags.append("--no-compression")
     st = parse_args(flags)
-    questions, handoffs, note = pick_questions(write_bench_config(tmp, st, "probe"))
+    if a.snapshot:
+        st.src, st.commit = snapshot(a.snapshot, tmp / "src")
+    questions, handoffs, note = pick_questions(write_bench_config(tmp, st, "probe"), st)
     print(f"texts: {note}")
     redis = None
     gateway = None

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,9 @@ class Settings:
     baseline: bool = True
     render: Path | None = None
     out_given: bool = False
+    snapshot: str = ""  # a git ref run from a clean export, or "" for the working tree
+    src: Path = ROOT  # the tree whose gateway is measured
+    commit: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -184,6 +188,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--log-level", default="info", help="gateway log level (default info, as deployed)")
     p.add_argument("--out", type=Path, default=RESULTS, help=f"results directory (default {RESULTS})")
     p.add_argument("--no-plot", action="store_true", help="do not draw latency.png")
+    p.add_argument("--snapshot", nargs="?", const="HEAD", default="", metavar="REF",
+                   help="measure the gateway as committed at REF (default HEAD), from a clean git archive, "
+                   "instead of the working tree (which others may be editing)")
     p.add_argument("--render", type=Path, metavar="JSON",
                    help="run nothing: redo the table, targets, plot and README from a saved latest.json")
     a = p.parse_args(argv)
@@ -217,7 +224,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         capacity_concurrency=pick(a.concurrency, 64, 8), capacity_duration=pick(None, 5.0, 1.0),
         compression=not a.no_compression, log_level=a.log_level, out=out, plot=not a.no_plot,
         update_doc=(not q and out == RESULTS.resolve()), baseline=not a.no_baseline,
-        render=a.render, out_given=a.out.resolve() != RESULTS.resolve(),
+        render=a.render, out_given=a.out.resolve() != RESULTS.resolve(), snapshot=a.snapshot,
     )
 
 
@@ -229,10 +236,48 @@ def bench_agents(n: int, capacity: int) -> list[dict[str, Any]]:
              "capacity": capacity, "token": f"bench-token-{i}"} for i in range(1, n + 1)]
 
 
-def write_bench_config(tmp: Path, st: Settings, namespace: str) -> Path:
-    """The demo config with the limits a load test needs (see docs/readme-bench.md)."""
-    from tests.support import write_config
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))
+
+
+def toml_dumps(d: dict[str, Any]) -> str:
+    """Enough TOML for a gateway config: scalars, tables (nested ones inline), arrays of tables."""
+    lines: list[str] = []
+    tables = {k: v for k, v in d.items() if isinstance(v, dict)}
+    arrays = {k: v for k, v in d.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)}
+    lines += [f"{k} = {_toml_value(v)}" for k, v in d.items() if k not in tables and k not in arrays]
+    for k, v in tables.items():
+        lines.append(f"\n[{k}]")
+        lines += [f"{json.dumps(kk)} = {_toml_value(vv)}" for kk, vv in v.items()]
+    for k, items in arrays.items():
+        for item in items:
+            lines.append(f"\n[[{k}]]")
+            lines += [f"{json.dumps(kk)} = {_toml_value(vv)}" for kk, vv in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_bench_config(tmp: Path, st: Settings, namespace: str) -> Path:
+    """The demo config of the tree under test, with what a load test needs (docs/readme-bench.md)."""
+    src = st.src
+    raw = tomllib.loads((src / "configs" / "gateway.toml").read_text(encoding="utf-8"))
+    faq = raw.get("bot", {}).get("faq", "faq.toml")
     overrides = {
         "store": {"url": "memory://", "namespace": namespace},
         # the demo allows 10 messages / 10 s per connection; the bench sends far more per socket
@@ -240,19 +285,57 @@ def write_bench_config(tmp: Path, st: Settings, namespace: str) -> Path:
                    "agent_window_s": 1, "hello_timeout_s": 60},
         "routing": {"agent_grace_s": 0},
         "texts": {"greeting": ""},
+        "bot": {"faq": str((src / "configs" / faq).resolve())},
         "agents": bench_agents(st.agents, st.capacity),
     }
-    return write_config(tmp, overrides)
+    path = tmp / f"gateway-{namespace}-{time.monotonic_ns()}.toml"
+    path.write_text(toml_dumps(_merge(raw, overrides)), encoding="utf-8")
+    return path
+
+
+def gateway_env(st: Settings) -> dict[str, str]:
+    """Run the gateway of the tree under test: a snapshot goes first on PYTHONPATH."""
+    env = dict(os.environ)
+    if st.src != ROOT:
+        env["PYTHONPATH"] = str(st.src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def snapshot(ref: str, dest: Path) -> tuple[Path, str]:
+    """``git archive REF`` into ``dest``: the gateway as committed, whatever others are editing."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", ref], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise RuntimeError(f"git archive {ref} failed")
+    return dest, commit
+
+
+def source_info(st: Settings) -> str:
+    if st.snapshot:
+        return f"git {st.snapshot} ({st.commit}), a clean snapshot"
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "gateway", "configs"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "working tree"
+    return f"working tree at {commit}" + (" with uncommitted changes to gateway/ or configs/" if dirty else "")
 
 
 class Proc:
     """A child process with its log file."""
 
-    def __init__(self, name: str, cmd: list[str], log: Path, cwd: Path = ROOT) -> None:
+    def __init__(self, name: str, cmd: list[str], log: Path, cwd: Path = ROOT,
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log = log
         with open(log, "wb") as f:
-            self.p = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+            self.p = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
+                                      env=env)
 
     @property
     def pid(self) -> int:
@@ -277,7 +360,7 @@ def start_gateway(tmp: Path, st: Settings, store_url: str, tag: str) -> Proc:
     port = free_port()
     cmd = [PY, "-m", "gateway", "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
            "--store", store_url, "--log-level", st.log_level]
-    proc = Proc("gateway", cmd, tmp / f"gateway-{tag}.log")
+    proc = Proc("gateway", cmd, tmp / f"gateway-{tag}.log", cwd=st.src, env=gateway_env(st))
     proc.port = port  # type: ignore[attr-defined]
     proc.config = cfg  # type: ignore[attr-defined]
     try:
@@ -330,51 +413,23 @@ def redis_flush(port: int) -> None:
 # ------------------------------------------------------------------ the FAQ texts
 
 
-CASES = ROOT / "tests" / "data" / "faq_cases.jsonl"
-
-
-def pick_questions(config_path: Path, limit: int = 400) -> tuple[list[str], list[str], str]:
-    """Texts the bot answers, checked with the gateway's own bot, and handoff texts.
-
-    Customer phrasings from the FAQ eval cases (typos, particles, traditional characters,
-    emoji: they take the bot's ranking path) mixed with the FAQ's own questions (exact hits).
-    Returns (questions, handoff texts, note); the note says what was left out and why.
-    """
+def pick_questions(config_path: Path, st: Settings) -> tuple[list[str], list[str], str]:
+    """Texts the bot answers and handoff texts (bench/texts.py, run against the gateway under test)."""
+    cases = st.src / "tests" / "data" / "faq_cases.jsonl"
     try:
-        from gateway.bot import load_faq
-        from gateway.bot.types import DecisionKind
-        from gateway.config import load_config
-        from gateway.service.botholder import BotHolder
-
-        cfg = load_config(config_path)
-        bot = BotHolder(cfg.faq_path, cfg.bot).build()
-        phrasings: list[str] = []
-        if CASES.exists():
-            for line in CASES.read_text(encoding="utf-8").splitlines():
-                case = json.loads(line) if line.strip() else {}
-                text, want = case.get("text"), case.get("expect")
-                if not text or not want or case.get("vip"):
-                    continue
-                d = bot.decide(text)
-                if d.kind is DecisionKind.ANSWER and d.faq == want:
-                    phrasings.append(text)
-        exact = []
-        for e in load_faq(cfg.faq_path):
-            d = bot.decide(e.question)
-            if d.kind is DecisionKind.ANSWER and d.faq == e.id:
-                exact.append(e.question)
-        good = []
-        for i in range(max(len(phrasings), len(exact))):  # interleave: about half and half
-            good += [x[i] for x in (phrasings, exact) if i < len(x)]
-        good = list(dict.fromkeys(good))[:limit]
-        handoff = [t for t in ("转人工", "人工客服", "我要找人工") if bot.decide(t).kind is DecisionKind.HANDOFF]
-        if good and handoff:
-            return good, handoff, f"{len(good)} texts the bot answers: {len(phrasings)} customer phrasings " \
-                                  f"from {CASES.relative_to(ROOT)} and {len(exact)} FAQ questions"
-        note = "the bot answered none of the FAQ questions" if not good else "no handoff text is handed off"
-    except Exception as e:  # the FAQ is being edited by others: fall back, say so
-        note = f"could not check the FAQ with the bot: {e!r}"
-    return ["什么时候发货"], ["转人工"], "fallback texts only: " + note
+        out = subprocess.run([PY, str(ROOT / "bench" / "texts.py"), str(config_path), str(cases)], cwd=st.src,
+                             env=gateway_env(st), capture_output=True, text=True, timeout=300)
+        if out.returncode == 0:
+            d = json.loads(out.stdout)
+            if d["questions"] and d["handoffs"]:
+                return d["questions"], d["handoffs"], d["note"]
+            note = "the bot answered none of the texts" if not d["questions"] else "no handoff text is handed off"
+        else:
+            note = (out.stderr.strip().splitlines() or ["?"])[-1]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
+        note = repr(e)
+    # the FAQ is being edited by others: fall back, say so
+    return ["什么时候发货"], ["转人工"], "fallback texts only (could not check the FAQ with the bot: " + note + ")"
 
 
 # ------------------------------------------------------------------ the progress bar
@@ -765,7 +820,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
 
 
 def readme(rows: list[dict[str, Any]], quick: bool, info: dict[str, Any], plotted: bool, started: str,
-           note: str) -> str:
+           note: str, source: str = "") -> str:
     m = info
     lines = [
         "# Benchmark results (latest run)",
@@ -775,7 +830,7 @@ def readme(rows: list[dict[str, Any]], quick: bool, info: dict[str, Any], plotte
         "",
         f"**Machine:** {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, "
         f"Python {m['python']} ({m['implementation']}), Linux {m['kernel']}. Gateway, load generator, "
-        "echo server and redis-server share these CPUs.",
+        "echo server and redis-server share these CPUs." + (f" Gateway under test: {source}." if source else ""),
         "",
         md_table(rows),
         "",
@@ -828,6 +883,7 @@ class Bench:
         self.handoffs: list[str] = []
         self.note = ""
         self.steps = 0
+        self.source = ""
         self.active_pids: list[int] = []  # every server this run started: steps wait for them to go quiet
 
     def plan(self) -> int:
@@ -867,8 +923,12 @@ class Bench:
         print(f"gateway bench: {info['nproc']} CPUs ({info['cpu_model']}), Python {info['python']}, "
               f"open files {nofile}; scenarios {','.join(st.scenarios)}; stores {','.join(st.stores)}"
               f"{' (quick)' if st.quick else ''}", flush=True)
+        if st.snapshot:
+            st.src, st.commit = snapshot(st.snapshot, self.tmp / "src")
+        self.source = source_info(st)
+        print(f"  gateway under test: {self.source}", flush=True)
         probe_cfg = write_bench_config(self.tmp, st, "probe")
-        self.questions, self.handoffs, self.note = pick_questions(probe_cfg)
+        self.questions, self.handoffs, self.note = pick_questions(probe_cfg, st)
         print(f"  texts: {self.note}", flush=True)
         prog = Progress(self.plan())
         try:
@@ -998,7 +1058,7 @@ class Bench:
 
     def write(self, info: dict[str, Any], started: str) -> None:
         for r in self.rows:
-            r["run"] = {"started": started, "quick": self.st.quick, "texts": self.note,
+            r["run"] = {"started": started, "quick": self.st.quick, "texts": self.note, "source": self.source,
                         "command": "python -m bench.run " + " ".join(sys.argv[1:])}
         write_outputs(self.rows, self.st.out, self.st.plot, self.st.update_doc)
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -1018,7 +1078,8 @@ def write_outputs(rows: list[dict[str, Any]], out: Path, want_plot: bool, doc: b
             print(f"  plot failed: {e!r}", flush=True)
     run = next((r["run"] for r in rows if r.get("run")), {})
     info = next((r["machine"] for r in rows if r.get("machine")), machine_info())
-    md = readme(rows, bool(run.get("quick")), info, plotted, run.get("started", "?"), run.get("texts", ""))
+    md = readme(rows, bool(run.get("quick")), info, plotted, run.get("started", "?"), run.get("texts", ""),
+                run.get("source", ""))
     (out / "README.md").write_text(md, encoding="utf-8")
     if doc:
         update_doc(md)

@@ -1,0 +1,66 @@
+"""The texts a bench customer sends, checked with the gateway's own bot.
+
+Run as a script (``python bench/texts.py CONFIG CASES``) so that it imports the
+gateway under test (the working tree, or a ``--snapshot`` on PYTHONPATH) and
+nothing of the bench; prints one JSON object: questions, handoffs, note.
+
+Questions are customer phrasings from the FAQ eval cases (typos, particles,
+traditional characters, emoji: they take the bot's ranking path) that the bot
+answers with the expected entry, interleaved with the FAQ's own questions
+(exact hits). Handoff texts are the ones the bot hands to a person.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HANDOFF_CANDIDATES = ("转人工", "人工客服", "我要找人工")
+
+
+def pick(config_path: str, cases_path: str, limit: int = 400) -> dict[str, Any]:
+    from gateway.bot import load_faq
+    from gateway.bot.types import DecisionKind
+    from gateway.config import load_config
+    from gateway.service.botholder import BotHolder
+
+    cfg = load_config(config_path)
+    bot = BotHolder(cfg.faq_path, cfg.bot).build()
+    phrasings: list[str] = []
+    cases = Path(cases_path)
+    if cases.is_file():
+        for line in cases.read_text(encoding="utf-8").splitlines():
+            case = json.loads(line) if line.strip() else {}
+            text, want = case.get("text"), case.get("expect")
+            if not text or not want or case.get("vip"):
+                continue
+            d = bot.decide(text)
+            if d.kind is DecisionKind.ANSWER and d.faq == want:
+                phrasings.append(text)
+    exact: list[str] = []
+    for e in load_faq(cfg.faq_path):
+        d = bot.decide(e.question)
+        if d.kind is DecisionKind.ANSWER and d.faq == e.id:
+            exact.append(e.question)
+    mixed: list[str] = []
+    for i in range(max(len(phrasings), len(exact))):  # interleave: about half and half
+        mixed += [x[i] for x in (phrasings, exact) if i < len(x)]
+    questions = list(dict.fromkeys(mixed))[:limit]
+    handoffs = [t for t in HANDOFF_CANDIDATES if bot.decide(t).kind is DecisionKind.HANDOFF]
+    note = (f"{len(questions)} texts the bot answers: {len(phrasings)} customer phrasings from "
+            f"{cases.name} and {len(exact)} FAQ questions")
+    return {"questions": questions, "handoffs": handoffs, "note": note}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python bench/texts.py CONFIG CASES", file=sys.stderr)
+        return 2
+    print(json.dumps(pick(argv[0], argv[1]), ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
