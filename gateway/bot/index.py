@@ -9,18 +9,18 @@ turns into a 0..1 confidence.
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
+import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Indel
 
 from gateway.bot.faq import FaqEntry
-from gateway.bot.normalize import FillerStripper, clauses
+from gateway.bot.normalize import FillerStripper, clauses, clauses_many
 from gateway.bot.pinyin import HomophoneFixer, sound_bigrams
-from gateway.bot.scoring import Features, score
+from gateway.bot.scoring import Features, score_matrix
 from gateway.bot.segment import STOP_WORDS, Segmenter
 
 
@@ -68,6 +68,8 @@ class Analyzer:
         self.surface: set[str] = set()  # every word form seen in the FAQ
         self.vocab: frozenset[str] = frozenset()  # canonical FAQ terms
         self._fixer: HomophoneFixer | None = None
+        self._sub_cache: dict[str, list[str]] = {}
+        self._sub_version = segmenter.version
 
     def learn(self, vocab: Iterable[str]) -> None:
         """Called once the FAQ is analyzed: enables query-only repairs."""
@@ -118,16 +120,29 @@ class Analyzer:
         n = len(word)
         if n < 3 or n > 8:
             return []
-        out = []
-        for size in range(2, n):
-            for i in range(n - size + 1):
-                sub = word[i : i + size]
-                if self.segmenter.knows(sub) and sub not in self.stop:
-                    out.append(self.canon.get(sub, sub))
-        return out
+        if self._sub_version != self.segmenter.version:
+            self._sub_cache.clear()
+            self._sub_version = self.segmenter.version
+        hit = self._sub_cache.get(word)
+        if hit is None:
+            hit = []
+            for size in range(2, n):
+                for i in range(n - size + 1):
+                    sub = word[i : i + size]
+                    if self.segmenter.knows(sub) and sub not in self.stop:
+                        hit.append(self.canon.get(sub, sub))
+            if len(self._sub_cache) > 50_000:
+                self._sub_cache.clear()
+            self._sub_cache[word] = hit
+        return hit
 
     def analyze(self, text: str, *, query: bool = False) -> Analyzed:
         return self.analyze_clauses(self.clauses(text), query=query)
+
+    def analyze_many(self, texts: Sequence[str]) -> list[Analyzed]:
+        """``analyze`` of many FAQ texts (normalized in one pass)."""
+        strip = self.fillers.strip
+        return [self.analyze_clauses([c for c in map(strip, parts) if c]) for parts in clauses_many(texts)]
 
     def _split_unknown(self, word: str) -> list[str]:
         """A word the FAQ never uses, cut into FAQ words where it contains some."""
@@ -152,14 +167,16 @@ class Analyzer:
 
 @dataclass(slots=True, frozen=True)
 class Doc:
+    """One FAQ text (question or paraphrase) of entry ``entry``, analyzed."""
+
     entry: int
     raw: str
     text: Analyzed
-    word_mass: float
-    bigram_mass: float
-    sounds: frozenset[str]
-    term_set: frozenset[str]
-    gram_set: frozenset[str]
+
+
+# Kinds of index terms. All three share one id space: words first, then character
+# unigrams/bigrams, then syllable pairs, so one array lookup serves them all.
+WORD, GRAM, SOUND = 0, 1, 2
 
 
 @dataclass(slots=True, frozen=True)
@@ -167,196 +184,291 @@ class Query:
     """A message prepared once for scoring against many candidates."""
 
     text: Analyzed
-    terms: frozenset[str]
-    grams: frozenset[str]
-    term_w: dict[str, float]
-    gram_w: dict[str, float]
-    word_mass: float
-    gram_mass: float
-    sounds: frozenset[str]
+    ids: np.ndarray  # ids of the message's words and bigrams the FAQ knows
+    vec: np.ndarray  # the message as a vector over all ids: idf of its words and bigrams, 1 per syllable pair
+    term_w: dict[str, float]  # every message word and its weight (unknown words too)
+    term_total: float  # sum of ``term_w``
+    masses: np.ndarray  # [word mass, bigram mass] (never 0)
 
 
 @dataclass(slots=True)
 class Ranked:
     entry: int
     score: float
-    features: Features = field(repr=False)
 
 
 class FaqIndex:
-    """Inverted index and scorer over analyzed FAQ entries."""
+    """Inverted index and scorer over analyzed FAQ entries.
+
+    Everything a message is compared with lives in flat numpy arrays, and ranking
+    is a few dozen vector operations whatever the FAQ size:
+
+    1. lexical pre-score: entry postings of the message's words and character
+       bigrams give every entry its idf-weighted overlap (one ``bincount``); the
+       ``CANDIDATES`` best entries go on;
+    2. features of the candidates: each entry is a block of "rows", one per FAQ
+       text plus one for the entry as a whole (all its words, bigrams and
+       keywords). One ``bincount`` over the candidates' blocks gives, per row,
+       the idf mass of the words and bigrams and the number of syllable pairs
+       it shares with the message; rapidfuzz scores all texts in one ``cdist``
+       call per scorer; a ``maximum.reduceat`` keeps each entry's best text;
+    3. the logistic score of ``scoring.py``.
+    """
 
     CANDIDATES = 8
 
     def __init__(self, entries: Sequence[FaqEntry], analyzer: Analyzer) -> None:
         self.analyzer = analyzer
         self.n = len(entries)
+        # every distinct text (questions, paraphrases, keywords) analyzed once
+        unique = list(dict.fromkeys(t for e in entries for t in (*e.texts, *e.keywords)))
+        analyze = dict(zip(unique, analyzer.analyze_many(unique), strict=True)).__getitem__
+
         self.docs: list[list[Doc]] = []
-        raw_docs: list[list[Analyzed]] = []
-        self.entry_terms: list[frozenset[str]] = []
-        self.entry_grams: list[frozenset[str]] = []
         self.keywords: list[tuple[str, ...]] = []
-        word_df: dict[str, int] = defaultdict(int)
-        bigram_df: dict[str, int] = defaultdict(int)
-        for e in entries:
-            analyzed = [analyzer.analyze(t) for t in e.texts]
-            kws = [analyzer.analyze(k) for k in e.keywords]
-            raw_docs.append(analyzed)
-            terms = {t for a in analyzed for t in a.terms} | {t for k in kws for t in k.terms}
-            grams = {g for a in analyzed for g in a.bigrams} | {g for k in kws for g in k.bigrams}
-            self.entry_terms.append(frozenset(terms))
-            self.entry_grams.append(frozenset(grams))
+        # Rows: per entry its texts (a placeholder row when it has none), then the entry row
+        # (all words and bigrams of its texts and keywords).
+        row_text: list[str] = []
+        # words, bigrams and syllable pairs of every row, flat, with each row's counts
+        words: list[str] = []
+        grams: list[str] = []
+        sounds: list[str] = []
+        counts: list[tuple[int, int, int]] = []
+        self.row_start: list[int] = []
+        sounds_of: dict[str, frozenset[str]] = {}
+        kw_rows: list[int] = []
+        for i, e in enumerate(entries):
+            self.row_start.append(len(row_text))
+            docs = []
+            for raw in e.texts:
+                a = analyze(raw)
+                if not a.compact:
+                    continue
+                docs.append(Doc(i, raw, a))
+                snd = sounds_of.get(a.compact)
+                if snd is None:
+                    snd = sounds_of[a.compact] = sound_bigrams(a.compact)
+                row_text.append(a.compact)
+                words.extend(a.terms)
+                grams.extend(a.bigrams)
+                sounds.extend(snd)
+                counts.append((len(a.terms), len(a.bigrams), len(snd)))
+            if not docs:
+                row_text.append("")
+                counts.append((0, 0, 0))
+            kws = [analyze(k) for k in e.keywords]
+            kw_words = [t for k in kws for t in k.terms]
+            kw_grams = [g for k in kws for g in k.bigrams]
+            words.extend(kw_words)
+            grams.extend(kw_grams)
+            kw_rows.append(len(row_text))
+            row_text.append("")
+            counts.append((len(kw_words), len(kw_grams), 0))
             self.keywords.append(tuple(k.compact for k in kws if k.compact))
-            for t in terms:
-                word_df[t] += 1
-            for g in grams:
-                bigram_df[g] += 1
+            self.docs.append(docs)
+        self.row_start.append(len(row_text))
+        nrows = len(row_text)
+        rs = np.asarray(self.row_start, dtype=np.int64)
+        row_entry = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(rs))
+        # ids: words, then bigrams, then syllable pairs
+        word_id = {t: i for i, t in enumerate(dict.fromkeys(words))}
+        gram_id = {g: i for i, g in enumerate(dict.fromkeys(grams), len(word_id))}
+        sound_id = {p: i for i, p in enumerate(dict.fromkeys(sounds), len(word_id) + len(gram_id))}
+        self.word_id, self.gram_id, self.sound_id = word_id, gram_id, sound_id
+        nv = self.n_ids = len(word_id) + len(gram_id) + len(sound_id)
+        kind = np.repeat(np.array([WORD, GRAM, SOUND]), [len(word_id), len(gram_id), len(sound_id)])
+        self.kind = kind
+        cnt = np.asarray(counts, dtype=np.int64).reshape(nrows, 3)
+        rows = np.arange(nrows, dtype=np.int64)
+        # every element as (row, kind, id), ordered by row then kind
+        e_row = np.concatenate([np.repeat(rows, cnt[:, j]) for j in range(3)])
+        e_id = np.concatenate(
+            [
+                np.fromiter(map(d.__getitem__, items), dtype=np.int64, count=len(items))
+                for d, items in ((word_id, words), (gram_id, grams), (sound_id, sounds))
+            ]
+        )
+        # the entry row gets the words and bigrams of the entry's texts too
+        ent_rows = np.asarray(kw_rows, dtype=np.int64)
+        is_text = np.ones(nrows, dtype=bool)
+        is_text[ent_rows] = False
+        text_elem = (kind[e_id] != SOUND) & is_text[e_row]
+        e_row = np.concatenate((e_row, ent_rows[row_entry[e_row[text_elem]]]))
+        e_id = np.concatenate((e_id, e_id[text_elem]))
+        key = np.sort(e_row * nv + e_id)  # unique (row, id), by row then id (ids grouped by kind)
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+        elem_row, ids = np.divmod(key, nv)
+        elem_kind = kind[ids]
+        lengths = np.bincount(elem_row, minlength=nrows)
+        # postings: entry rows only
+        sel = ~is_text[elem_row]
+        sel_ids = ids[sel]
+        order = np.argsort(sel_ids, kind="stable")
+        post_entries = row_entry[elem_row[sel]][order]
+        df = np.bincount(sel_ids, minlength=nv)
+        post_ptr = np.zeros(nv + 1, dtype=np.int64)
+        np.cumsum(df, out=post_ptr[1:])
+        self.posts = [post_entries[post_ptr[i] : post_ptr[i + 1]] for i in range(nv)]
+        self.post_len = df
         n = max(self.n, 1)
-        self.word_idf = {t: _idf(n, df) for t, df in word_df.items()}
-        self.bigram_idf = {g: _idf(n, df) for g, df in bigram_df.items()}
-        self.unknown_idf = _idf(n, 0)
-        self.word_post = _postings(word_df, self.entry_terms)
-        self.bigram_post = _postings(bigram_df, self.entry_grams)
-        for i, analyzed in enumerate(raw_docs):
-            self.docs.append(
-                [
-                    Doc(
-                        i,
-                        raw,
-                        a,
-                        sum(self.word_weight(t) for t in a.terms),
-                        sum(self.bigram_weight(g) for g in a.bigrams),
-                        sound_bigrams(a.compact),
-                        frozenset(a.terms),
-                        frozenset(a.bigrams),
-                    )
-                    for raw, a in zip(entries[i].texts, analyzed, strict=True)
-                    if a.compact
-                ]
-            )
+        # idf of words and bigrams; syllable pairs count 1 each (their share is a plain proportion)
+        self.idf = np.where(kind == SOUND, 1.0, _idf(n, df))
+        self.idf_list: list[float] = self.idf.tolist()
+        # weight in the lexical pre-score: words full, bigrams half
+        self.lex_w = np.where(kind == GRAM, 0.5, 1.0) * self.idf
+        self.unknown_idf = float(_idf(n, np.zeros(1))[0])
+        # per row: idf mass of its words, of its bigrams, and its number of syllable pairs
+        mass = np.bincount(elem_row * 3 + elem_kind, weights=self.idf[ids], minlength=3 * nrows)
+        self.row_mass = mass.reshape(nrows, 3)
+        self.row_mass[ent_rows] = 0.0  # the entry row is not a text
+        with np.errstate(divide="ignore"):
+            self.row_inv_mass = np.where(self.row_mass > 0, 1.0 / self.row_mass, 0.0)
+        self.row_long_pct = (
+            np.fromiter((len(t) >= 2 for t in row_text), dtype=np.float64, count=nrows) / 100.0
+        )
+        # Per entry, slices of what ranking reads for a candidate: its rows' element ids and
+        # "row within the entry * 3 + kind" codes, its row numbers and texts.
+        code = (elem_row - rs[row_entry[elem_row]]) * 3 + elem_kind
+        eptr = np.zeros(nrows + 1, dtype=np.int64)
+        np.cumsum(lengths, out=eptr[1:])
+        bounds = eptr[rs].tolist()
+        self.e_ids = [ids[bounds[i] : bounds[i + 1]] for i in range(self.n)]
+        self.e_code = [code[bounds[i] : bounds[i + 1]] for i in range(self.n)]
+        self.e_nelem = [bounds[i + 1] - bounds[i] for i in range(self.n)]
+        self.e_nrows = np.diff(rs).tolist()
+        self.e_rows = [rows[self.row_start[i] : self.row_start[i + 1]] for i in range(self.n)]
+        self.e_text = [row_text[self.row_start[i] : self.row_start[i + 1]] for i in range(self.n)]
+        # word -> idf, for callers that want it by name (and the analyzer's vocabulary)
+        self.word_idf: dict[str, float] = dict(zip(word_id, self.idf_list[: len(word_id)], strict=True))
         analyzer.learn(self.word_idf)
+
+    def doc_row(self, entry: int, j: int) -> int:
+        """Row of ``self.docs[entry][j]``."""
+        return self.row_start[entry] + j
 
     def word_weight(self, term: str) -> float:
         w = self.word_idf.get(term)
-        if w is None:
-            w = self.unknown_idf
-            if len(term) == 1:
-                w *= 0.5  # a lone unknown character is usually a typo or noise
-        return w
+        if w is not None:
+            return w
+        # a lone unknown character is usually a typo or noise
+        return self.unknown_idf * (0.5 if len(term) == 1 else 1.0)
 
     def bigram_weight(self, gram: str) -> float:
-        w = self.bigram_idf.get(gram)
-        return self.unknown_idf if w is None else w
-
-    def candidates(self, q: Analyzed) -> list[int]:
-        """Entries sharing idf-weighted words or bigrams with ``q``, best first (at most ``CANDIDATES``)."""
-        if self.n == 0:
-            return []
-        acc = np.zeros(self.n, dtype=np.float64)
-        for t in q.terms:
-            post = self.word_post.get(t)
-            if post is not None:
-                acc[post] += self.word_idf[t]
-        for g in q.bigrams:
-            post = self.bigram_post.get(g)
-            if post is not None:
-                acc[post] += 0.5 * self.bigram_idf[g]
-        k = min(self.CANDIDATES, self.n)
-        top = np.argpartition(-acc, k - 1)[:k] if self.n > k else np.arange(self.n)
-        best = float(acc[top].max()) if len(top) else 0.0
-        # Far behind the best candidate on shared words: cannot win, skip the costly features.
-        floor = max(best * 0.3, 1e-9)
-        return [int(i) for i in top if acc[i] >= floor]
+        i = self.gram_id.get(gram)
+        return self.unknown_idf if i is None else self.idf_list[i]
 
     def prepare(self, q: Analyzed) -> Query:
         term_w = {t: self.word_weight(t) for t in q.terms}
-        gram_w = {g: self.bigram_weight(g) for g in q.bigrams}
-        return Query(
-            q,
-            frozenset(term_w),
-            frozenset(gram_w),
-            term_w,
-            gram_w,
-            sum(term_w.values()) or 1.0,
-            sum(gram_w.values()) or 1.0,
-            sound_bigrams(q.compact),
+        wids = [i for i in map(self.word_id.get, q.terms) if i is not None]
+        gids = [i for i in map(self.gram_id.get, q.bigrams) if i is not None]
+        snd = [i for i in map(self.sound_id.get, sound_bigrams(q.compact)) if i is not None]
+        idf = self.idf_list
+        gram_mass = sum([idf[i] for i in gids]) + (len(q.bigrams) - len(gids)) * self.unknown_idf
+        ids = np.asarray(wids + gids, dtype=np.int64)
+        vec = np.zeros(self.n_ids, dtype=np.float64)
+        vec[ids] = self.idf[ids]
+        vec[snd] = 1.0
+        total = sum(term_w.values())
+        masses = np.array([total or 1.0, gram_mass or 1.0])
+        return Query(q, ids, vec, term_w, total, masses)
+
+    def lexical(self, query: Query) -> np.ndarray:
+        """Idf-weighted words (and half-weighted bigrams) each entry shares with the message."""
+        ids = query.ids
+        if not len(ids):
+            return np.zeros(self.n, dtype=np.float64)
+        posts = self.posts
+        return np.bincount(
+            np.concatenate([posts[i] for i in ids.tolist()]),
+            weights=np.repeat(self.lex_w[ids], self.post_len[ids]),
+            minlength=self.n,
+        )
+
+    def candidates(self, q: Analyzed | Query) -> list[int]:
+        """Entries sharing idf-weighted words or bigrams with ``q``, best first (at most ``CANDIDATES``)."""
+        if self.n == 0:
+            return []
+        query = q if isinstance(q, Query) else self.prepare(q)
+        acc = self.lexical(query)
+        best = float(acc.max())
+        if best <= 0.0:
+            return []
+        # Far behind the best candidate on shared words: cannot win, skip the costly features.
+        near = np.flatnonzero(acc >= best * 0.3)
+        k = self.CANDIDATES
+        if len(near) > k:
+            near = near[np.argpartition(acc[near], len(near) - k)[len(near) - k :]]
+        pairs = sorted(zip(acc[near].tolist(), near.tolist(), strict=True), key=lambda p: -p[0])
+        return [e for _, e in pairs]
+
+    def feature_matrix(
+        self, query: Query, cands: Sequence[int], *, exclude_doc: int | None = None
+    ) -> np.ndarray:
+        """One row of ``Features`` per candidate entry (``exclude_doc``: a text row to leave out)."""
+        k = len(cands)
+        if not k:
+            return np.zeros((0, len(Features._fields)), dtype=np.float64)
+        qc = query.text.compact
+        nrows = [self.e_nrows[e] for e in cands]
+        row_off = list(itertools.accumulate(nrows, initial=0))
+        code = np.concatenate([self.e_code[e] for e in cands]) + np.repeat(
+            np.asarray(row_off[:-1], dtype=np.int64) * 3, [self.e_nelem[e] for e in cands]
+        )
+        ids = np.concatenate([self.e_ids[e] for e in cands])
+        nr = row_off[-1]
+        # per row: idf mass of shared words, of shared bigrams, number of shared syllable pairs
+        m = np.bincount(code, weights=query.vec[ids], minlength=3 * nr).reshape(nr, 3)
+        rows = np.concatenate([self.e_rows[e] for e in cands])
+        share = m * self.row_inv_mass[rows]  # w_tcov, b_tcov, sounds
+        dice = 2 * m[:, :2] / (query.masses + self.row_mass[rows, :2])  # w_dice, b_dice
+        choices = [t for e in cands for t in self.e_text[e]]
+        fz = process.cdist([qc], choices, scorer=Indel.normalized_similarity, workers=1)
+        pfz = process.cdist([qc], choices, scorer=fuzz.partial_ratio, workers=1)
+        pfz *= self.row_long_pct[rows]  # 0..100 -> 0..1, and 0 for one-character texts
+        # w_dice w_tcov b_dice b_tcov fuzz partial sounds | shared word and bigram mass
+        per_row = np.concatenate(
+            (dice[:, :1], share[:, :1], dice[:, 1:], share[:, 1:2], fz.T, pfz.T, share[:, 2:], m[:, :2]),
+            axis=1,
+        )
+        if exclude_doc is not None:
+            per_row[rows == exclude_doc, :7] = 0.0
+        # segments: the text rows of each entry, then its entry row on its own
+        seg = [r for o in row_off[1:] for r in (o - 1, o)][:-1]
+        res = np.maximum.reduceat(per_row, [0, *seg], axis=0)
+        best, whole = res[0::2, :7], res[1::2, 7:]
+        # The share of the message's words and bigrams the entry explains, and the rare
+        # message words it does not know ("过期", "纸质"): each is a sign of another question.
+        qcov = whole / query.masses
+        unmatched = np.minimum(np.maximum(query.term_total - whole[:, :1], 0.0) / self.unknown_idf, 3.0)
+        # A keyword counts for the share of the message it explains: 运费险 alone is a
+        # strong hint, 退款 inside 退款金额不对 only a weak one.
+        qlen = max(len(qc), 1)
+        kw = [
+            [max([min(1.0, len(w) / qlen) for w in self.keywords[e] if w in qc], default=0.0)] for e in cands
+        ]
+        # columns in ``Features`` order
+        return np.concatenate(
+            (best[:, :2], qcov[:, :1], best[:, 2:4], qcov[:, 1:], best[:, 4:6], kw, unmatched, best[:, 6:]),
+            axis=1,
         )
 
     def features(self, query: Query, e: int) -> Features:
-        q = query.text
-        word_idf, bigram_idf = self.word_idf, self.bigram_idf
-        w_dice = w_tcov = b_dice = b_tcov = fz = pfz = p_tcov = 0.0
-        q_terms, q_grams, q_sounds, q_compact = query.terms, query.grams, query.sounds, q.compact
-        q_word_mass, q_gram_mass = query.word_mass, query.gram_mass
-        word_get, gram_get = word_idf.__getitem__, bigram_idf.__getitem__
-        ratio, partial = fuzz.ratio, fuzz.partial_ratio
-        for d in self.docs[e]:
-            if d.sounds:
-                v = len(d.sounds & q_sounds) / len(d.sounds)
-                if v > p_tcov:
-                    p_tcov = v
-            if d.word_mass:
-                mw = sum(map(word_get, d.term_set & q_terms))
-                v = 2 * mw / (q_word_mass + d.word_mass)
-                if v > w_dice:
-                    w_dice = v
-                v = mw / d.word_mass
-                if v > w_tcov:
-                    w_tcov = v
-            if d.bigram_mass:
-                mg = sum(map(gram_get, d.gram_set & q_grams))
-                v = 2 * mg / (q_gram_mass + d.bigram_mass)
-                if v > b_dice:
-                    b_dice = v
-                v = mg / d.bigram_mass
-                if v > b_tcov:
-                    b_tcov = v
-            dc = d.text.compact
-            v = ratio(q_compact, dc)
-            if v > fz:
-                fz = v
-            if len(dc) >= 2:
-                v = partial(dc, q_compact)
-                if v > pfz:
-                    pfz = v
-        fz /= 100.0
-        pfz /= 100.0
-        matched = sum(query.term_w[t] for t in query.terms & self.entry_terms[e])
-        w_qcov = matched / query.word_mass
-        b_qcov = sum(query.gram_w[g] for g in query.grams & self.entry_grams[e]) / query.gram_mass
-        # A keyword counts for the share of the message it explains: 运费险 alone is a
-        # strong hint, 退款 inside 退款金额不对 only a weak one.
-        kw = 0.0
-        for k in self.keywords[e]:
-            if k in q.compact:
-                kw = max(kw, min(1.0, len(k) / max(len(q.compact), 1)))
-        # Rare query words the entry does not know ("过期", "纸质"): each one is a sign
-        # that the customer asks something else, whatever the share.
-        unmatched = max(0.0, sum(query.term_w.values()) - matched) / self.unknown_idf
-        return Features(
-            w_dice, w_tcov, w_qcov, b_dice, b_tcov, b_qcov, fz, pfz, kw, min(unmatched, 3.0), p_tcov
-        )
+        return Features(*self.feature_matrix(query, [e])[0].tolist())
 
     def rank(self, q: Analyzed) -> list[Ranked]:
         """Candidate entries with their scores, best first."""
-        if not q.compact:
+        if not q.compact or self.n == 0:
             return []
         query = self.prepare(q)
-        out = []
-        for e in self.candidates(q):
-            f = self.features(query, e)
-            out.append(Ranked(e, score(f), f))
+        cands = self.candidates(query)
+        if not cands:
+            return []
+        scores = score_matrix(self.feature_matrix(query, cands)).tolist()
+        out = [Ranked(e, sc) for e, sc in zip(cands, scores, strict=True)]
         out.sort(key=lambda r: r.score, reverse=True)
         return out
 
 
-def _idf(n: int, df: int) -> float:
-    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-
-
-def _postings(df: dict[str, int], sets: list[frozenset[str]]) -> dict[str, np.ndarray]:
-    lists: dict[str, list[int]] = {t: [] for t in df}
-    for i, s in enumerate(sets):
-        for t in s:
-            lists[t].append(i)
-    return {t: np.asarray(ids, dtype=np.int64) for t, ids in lists.items()}
+def _idf(n: int, df: np.ndarray) -> np.ndarray:
+    out: np.ndarray = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    return out

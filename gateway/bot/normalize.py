@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import zhconv
@@ -25,6 +25,7 @@ _TRAD_ONLY: frozenset[str] = frozenset(_zhconv_tables.zhcdicts.get("TRADONLY") o
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Everything that is not a CJK ideograph, a latin letter or a digit separates clauses.
 _NOISE_RE = re.compile(rf"[^{_CJK}a-z0-9]+")
+_NOISE_KEEP_NL_RE = re.compile(rf"[^{_CJK}a-z0-9\n]+")
 _REPEAT_RE = re.compile(r"(\D)\1{2,}")  # 3+ of the same char (not digits: order numbers)
 _PARTICLE_REPEAT_RE = re.compile(r"([啊呀吗呢吧哦噢嘛哈啦呐哇额嗯])\1+")
 _SPACES_RE = re.compile(r"\s+")
@@ -40,17 +41,45 @@ def to_simplified(text: str) -> str:
 def fold(text: str) -> str:
     """NFKC + lower + simplified; keeps punctuation (used for phrase and order matching)."""
     text = unicodedata.normalize("NFKC", text).lower()
-    if not _TRAD_ONLY or any(ch in _TRAD_ONLY for ch in text):
+    if not _TRAD_ONLY or not _TRAD_ONLY.isdisjoint(text):
         text = to_simplified(text)
     return text
 
 
 def clauses(text: str) -> list[str]:
     """``fold`` the text and split it into clauses at punctuation, emoji and spaces."""
+    return list(_clauses(text))
+
+
+@lru_cache(maxsize=8192)
+def _clauses(text: str) -> tuple[str, ...]:
     text = fold(text)
     text = _REPEAT_RE.sub(r"\1", text)
     text = _PARTICLE_REPEAT_RE.sub(r"\1", text)
-    return [c for c in _NOISE_RE.split(text) if c]
+    return tuple(c for c in _NOISE_RE.split(text) if c)
+
+
+def clauses_many(texts: Sequence[str]) -> list[list[str]]:
+    """``clauses`` of many texts (a FAQ file) at once: one pass of each step over all of them."""
+    if not texts:
+        return []
+    # Every step maps a text on its own ("\n" is noise, so no rule crosses from one to the next),
+    # except a run of repeated "\n" (empty texts): those are handled one by one.
+    if any(not t or "\n" in t for t in texts):
+        return [clauses(t) for t in texts]
+    joined = unicodedata.normalize("NFKC", "\n".join(texts)).lower()
+    parts = joined.split("\n")
+    if len(parts) != len(texts):  # NFKC made a line break: do it the slow way
+        return [clauses(t) for t in texts]
+    if _TRAD_ONLY and not _TRAD_ONLY.isdisjoint(joined):
+        parts = [to_simplified(t) if not _TRAD_ONLY.isdisjoint(t) else t for t in parts]
+        joined = "\n".join(parts)
+    joined = _REPEAT_RE.sub(r"\1", joined)
+    joined = _PARTICLE_REPEAT_RE.sub(r"\1", joined)
+    out = [t.split() for t in _NOISE_KEEP_NL_RE.sub(" ", joined).split("\n")]
+    if len(out) != len(texts):
+        return [clauses(t) for t in texts]
+    return out
 
 
 class FillerStripper:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
+
 
 class Features(NamedTuple):
     w_dice: float  # idf-weighted word overlap, symmetric (best FAQ text)
@@ -33,3 +35,13 @@ BIAS = -2.44
 def score(f: Features) -> float:
     z = BIAS + sum(w * x for w, x in zip(WEIGHTS, f, strict=True))
     return 1.0 / (1.0 + math.exp(-z))
+
+
+_W = np.asarray(WEIGHTS, dtype=np.float64)
+
+
+def score_matrix(features: np.ndarray) -> np.ndarray:
+    """``score`` of every row of a (candidates x features) matrix."""
+    z = features @ _W + BIAS
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return out

@@ -22,32 +22,31 @@ from gateway.bot.index import FaqIndex
 from gateway.bot.scoring import Features
 
 
-def _pairs(index: FaqIndex, bot: FaqBot, text: str, expect: int | None) -> list[tuple[Features, int]]:
+def _pairs(
+    index: FaqIndex, text: str, expect: int | None, exclude_doc: int | None = None
+) -> list[tuple[Features, int]]:
     q = index.analyzer.analyze(text, query=True)
     if not q.compact:
         return []
     query = index.prepare(q)
-    return [(index.features(query, e), int(e == expect)) for e in index.candidates(q)]
+    cands = index.candidates(query)
+    fm = index.feature_matrix(query, cands, exclude_doc=exclude_doc)
+    return [(Features(*row), int(e == expect)) for e, row in zip(cands, fm.tolist(), strict=True)]
 
 
 def collect(faq_path: str, cases_path: str) -> tuple[np.ndarray, np.ndarray]:
     entries = load_faq(faq_path)
-    bot = FaqBot.build(entries)
-    index = bot._index
+    index = FaqBot.build(entries)._index
     ids = {e.id: i for i, e in enumerate(entries)}
     rows: list[tuple[Features, int]] = []
     for c in read_cases(cases_path):
-        rows.extend(_pairs(index, bot, c.text, ids.get(c.expect) if c.expect else None))
-    # leave-one-out paraphrases
+        rows.extend(_pairs(index, c.text, ids.get(c.expect) if c.expect else None))
+    # leave-one-out paraphrases: each one asked while it is hidden from its entry
     for i, docs in enumerate(index.docs):
         if len(docs) < 3:
             continue
         for j in range(1, len(docs)):
-            index.docs[i] = docs[:j] + docs[j + 1 :]
-            try:
-                rows.extend(_pairs(index, bot, docs[j].raw, i))
-            finally:
-                index.docs[i] = docs
+            rows.extend(_pairs(index, docs[j].raw, i, exclude_doc=index.doc_row(i, j)))
     x = np.array([list(f) for f, _ in rows], dtype=np.float64)
     y = np.array([label for _, label in rows], dtype=np.float64)
     return x, y
