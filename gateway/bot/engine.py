@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-from gateway.bot.classify import Rules, SmallTalk
+from gateway.bot.classify import PhraseMatcher, Rules, SmallTalk
 from gateway.bot.faq import FaqEntry
 from gateway.bot.index import Analyzer, FaqIndex, Ranked
 from gateway.bot.normalize import FillerStripper, clauses
@@ -37,17 +38,27 @@ class FaqBot:
         self._index = index
         self._rules = rules
         self._vip_priority = Priority(settings.vip_priority)
-        # Exact texts (after normalization): a clicked suggestion always gets its answer.
-        # Questions first, so a question wins over another entry's identical paraphrase.
+        # Problem words each entry mentions itself (its texts and keywords): a message
+        # reporting another problem is not answered from that entry.
+        self._issues = PhraseMatcher(settings.issue_words)
+        self._entry_issues = [
+            frozenset(self._issues.find("".join(clauses(" ".join((*e.texts, *e.keywords))))))
+            for e in self._entries
+        ]
+        # Exact texts: a clicked suggestion always gets its answer, and so does a message
+        # that is a FAQ question or paraphrase up to case, script, punctuation, emoji and
+        # polite fillers (亲, 请问, 吗 …). Only that: dropping stop words or mapping synonyms
+        # could make two different questions look the same. Questions first, so a question
+        # wins over another entry's identical paraphrase.
         self._exact: dict[str, int] = {}
         for i, e in enumerate(self._entries):
             self._exact.setdefault("".join(clauses(e.question)), i)
-        for i, docs in enumerate(index.docs):
-            for d in docs[:1]:
-                self._exact.setdefault(d.text.compact, i)
-        for i, docs in enumerate(index.docs):
-            for d in docs[1:]:
-                self._exact.setdefault(d.text.compact, i)
+        for i, e in enumerate(self._entries):
+            self._exact.setdefault("".join(analyzer.clauses(e.question)), i)
+        for i, e in enumerate(self._entries):
+            for t in e.similar:
+                self._exact.setdefault("".join(analyzer.clauses(t)), i)
+        self._exact.pop("", None)
 
     @classmethod
     def build(
@@ -66,11 +77,16 @@ class FaqBot:
         if synonyms is None:
             synonyms = getattr(entries, "synonyms", ())
         segmenter = Segmenter()
+        groups = [*synonyms, *settings.synonyms]
+        # Keywords become words of the tokenizer, except those holding a synonym (查物流):
+        # cut as 查/物流 they read as 查/快递, like the messages that say 查快递 or 查包裹.
+        forms = {f for g in groups for f in ("".join(clauses(w)) for w in g) if len(f) >= 2}
         for e in entries:
             for k in e.keywords:
-                segmenter.add_word("".join(clauses(k)))
+                kc = "".join(clauses(k))
+                if kc in forms or not any(f in kc for f in forms):
+                    segmenter.add_word(kc)
         fillers = FillerStripper(settings.fillers)
-        groups = [*synonyms, *settings.synonyms]
         analyzer = Analyzer(segmenter, fillers, groups, settings.stop_words)
         # New words jieba's HMM finds in the FAQ (运费险, 以旧换新) become user words when
         # at least two questions use them; one-off finds are mostly noise (能发, 拍错).
@@ -125,9 +141,9 @@ class FaqBot:
 
         exact = self._exact.get(folded)
         parts = self._analyzer.clauses(body)
+        if exact is None:
+            exact = self._exact.get("".join(parts))
         q = self._analyzer.analyze_clauses(parts, query=True)
-        if exact is None and q.compact:
-            exact = self._exact.get(q.compact)
         if exact is not None:
             e = self._entries[exact]
             return BotDecision(
@@ -156,7 +172,16 @@ class FaqBot:
         ranked = self._index.rank(q) if len(q.compact) >= 2 else []
         top = ranked[0] if ranked else None
         runner = ranked[1].score if len(ranked) > 1 else 0.0
-        if top is not None and top.score >= s.answer_threshold and top.score - runner >= s.min_margin:
+        issues = [
+            w for w in self._issues.find(folded) if top is None or w not in self._entry_issues[top.entry]
+        ]
+        reasons.extend(f"issue:{w}" for w in issues)
+        if (
+            top is not None
+            and not issues
+            and top.score >= s.answer_threshold
+            and _lead(top.score, runner) >= s.min_margin
+        ):
             e = self._entries[top.entry]
             return BotDecision(
                 DecisionKind.ANSWER,
@@ -240,3 +265,16 @@ class FaqBot:
             return ""
         order = list(self._rules.skills)
         return max(votes, key=lambda k: (votes[k], -order.index(k) if k in order else -len(order)))
+
+
+def _lead(best: float, runner: float) -> float:
+    """How clearly ``best`` beats ``runner``: the odds that it is the right one of the two, minus 1/2.
+
+    Compared on the logistic model's log-odds, so 0.99 vs 0.95 (log-odds 4.6 vs 2.9) is a
+    clear lead while 0.60 vs 0.56 is not, unlike a plain difference of the scores.
+    """
+    eps = 1e-9
+    b = min(max(best, eps), 1 - eps)
+    r = min(max(runner, eps), 1 - eps)
+    gap = math.log(b / (1 - b)) - math.log(r / (1 - r))
+    return 1.0 / (1.0 + math.exp(-gap)) - 0.5

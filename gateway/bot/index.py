@@ -188,6 +188,7 @@ class Query:
     vec: np.ndarray  # the message as a vector over all ids: idf of its words and bigrams, 1 per syllable pair
     term_w: dict[str, float]  # every message word and its weight (unknown words too)
     term_total: float  # sum of ``term_w``
+    unknown_total: float  # the part of ``term_total`` from words the FAQ never uses
     masses: np.ndarray  # [word mass, bigram mass] (never 0)
 
 
@@ -369,8 +370,9 @@ class FaqIndex:
         vec[ids] = self.idf[ids]
         vec[snd] = 1.0
         total = sum(term_w.values())
+        unknown = sum(w for t, w in term_w.items() if t not in self.word_id)
         masses = np.array([total or 1.0, gram_mass or 1.0])
-        return Query(q, ids, vec, term_w, total, masses)
+        return Query(q, ids, vec, term_w, total, unknown, masses)
 
     def lexical(self, query: Query) -> np.ndarray:
         """Idf-weighted words (and half-weighted bigrams) each entry shares with the message."""
@@ -439,7 +441,11 @@ class FaqIndex:
         # The share of the message's words and bigrams the entry explains, and the rare
         # message words it does not know ("过期", "纸质"): each is a sign of another question.
         qcov = whole / query.masses
-        unmatched = np.minimum(np.maximum(query.term_total - whole[:, :1], 0.0) / self.unknown_idf, 3.0)
+        # (words the FAQ uses elsewhere, and words it never uses: slot words such as colours
+        # and places, or another topic)
+        known = query.term_total - query.unknown_total
+        unmatched = np.minimum(np.maximum(known - whole[:, :1], 0.0) / self.unknown_idf, 3.0)
+        unknown = min(query.unknown_total / self.unknown_idf, 3.0)
         # A keyword counts for the share of the message it explains: 运费险 alone is a
         # strong hint, 退款 inside 退款金额不对 only a weak one.
         qlen = max(len(qc), 1)
@@ -448,7 +454,17 @@ class FaqIndex:
         ]
         # columns in ``Features`` order
         return np.concatenate(
-            (best[:, :2], qcov[:, :1], best[:, 2:4], qcov[:, 1:], best[:, 4:6], kw, unmatched, best[:, 6:]),
+            (
+                best[:, :2],
+                qcov[:, :1],
+                best[:, 2:4],
+                qcov[:, 1:],
+                best[:, 4:6],
+                kw,
+                unmatched,
+                best[:, 6:],
+                np.full((k, 1), unknown),
+            ),
             axis=1,
         )
 

@@ -29,6 +29,8 @@ _NOISE_KEEP_NL_RE = re.compile(rf"[^{_CJK}a-z0-9\n]+")
 _REPEAT_RE = re.compile(r"(\D)\1{2,}")  # 3+ of the same char (not digits: order numbers)
 _PARTICLE_REPEAT_RE = re.compile(r"([啊呀吗呢吧哦噢嘛哈啦呐哇额嗯])\1+")
 _SPACES_RE = re.compile(r"\s+")
+# "A不A" / "A没A" questions (能不能, 有没有, 送不送, 包不包邮, 可不可以) ask the same as "A".
+_A_NOT_A_RE = re.compile(rf"([{_CJK}])[不没]\1")
 
 TRAILING_PARTICLES = "啊呀吗么呢吧哦噢嘛哈啦呐哇额嗯捏滴"
 
@@ -56,6 +58,7 @@ def _clauses(text: str) -> tuple[str, ...]:
     text = fold(text)
     text = _REPEAT_RE.sub(r"\1", text)
     text = _PARTICLE_REPEAT_RE.sub(r"\1", text)
+    text = _A_NOT_A_RE.sub(r"\1", text)
     return tuple(c for c in _NOISE_RE.split(text) if c)
 
 
@@ -76,6 +79,7 @@ def clauses_many(texts: Sequence[str]) -> list[list[str]]:
         joined = "\n".join(parts)
     joined = _REPEAT_RE.sub(r"\1", joined)
     joined = _PARTICLE_REPEAT_RE.sub(r"\1", joined)
+    joined = _A_NOT_A_RE.sub(r"\1", joined)
     out = [t.split() for t in _NOISE_KEEP_NL_RE.sub(" ", joined).split("\n")]
     if len(out) != len(texts):
         return [clauses(t) for t in texts]

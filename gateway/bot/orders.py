@@ -53,9 +53,18 @@ def extract_orders(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+_MARK = "\x00"
+# "订单号：" and the like right before a number: a label, not part of the question
+_LABEL_RE = re.compile(
+    r"(?:订单编号|订单号|订单|单号|訂單編號|訂單號|訂單|單號|order\s*(?:no\.?|id|number)?)[\s:：#]*\x00",
+    re.IGNORECASE,
+)
+
+
 def strip_orders(text: str) -> str:
-    """``text`` with order-like digit runs (10+ digits) replaced by a space."""
+    """``text`` with order-like digit runs (10+ digits) and their labels replaced by a space."""
     text = unicodedata.normalize("NFKC", text)
-    text = _PDD_RE.sub(" ", text)
-    text = _XHS_RE.sub(" ", text)
-    return re.sub(r"\d{10,}", " ", text)
+    text = _PDD_RE.sub(_MARK, text)
+    text = _XHS_RE.sub(_MARK, text)
+    text = re.sub(r"\d{10,}", _MARK, text)
+    return _LABEL_RE.sub(" ", text).replace(_MARK, " ")

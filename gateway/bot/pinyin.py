@@ -87,7 +87,9 @@ class HomophoneFixer:
                 span = ""
                 best: tuple[int, str] | None = None
                 for j in range(i, min(n, i + 4)):
-                    if tokens[j] in self.vocabulary:
+                    # A FAQ word ends the span, unless it follows one stray character that
+                    # may be a typo of its first syllable (冲/电器 -> 充电器).
+                    if tokens[j] in self.vocabulary and not (j == i + 1 and len(tokens[i]) == 1):
                         break
                     span += tokens[j]
                     if len(span) > 4:

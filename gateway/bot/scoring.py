@@ -24,11 +24,12 @@ class Features(NamedTuple):
     fuzz: float  # rapidfuzz ratio of normalized strings
     partial: float  # rapidfuzz partial_ratio (FAQ text inside a longer message)
     keyword: float  # an entry keyword occurs in the message (weighted by its share)
-    unmatched: float  # idf mass of message words the entry lacks, in units of the rarest word
+    unmatched: float  # idf mass of message words the entry lacks (but the FAQ uses), in rarest-word units
     sounds: float  # share of the FAQ text's syllable pairs heard in the message (homophones)
+    unknown: float  # message words the FAQ never uses, in rarest-word units
 
 
-WEIGHTS: tuple[float, ...] = (0.45, 0.79, 1.57, 0.61, 0.97, 1.80, 0.44, 0.17, 1.04, -0.72, 0.49)
+WEIGHTS: tuple[float, ...] = (0.45, 0.79, 1.57, 0.61, 0.97, 1.80, 0.44, 0.17, 1.04, -0.72, 0.49, -0.72)
 BIAS = -2.44
 
 

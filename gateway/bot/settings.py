@@ -109,6 +109,51 @@ _DEFAULT_HIGH_WORDS = (
     "失败",
 )
 
+# Words of a problem report (过期, 丢了, 写错, 失败 …). A message reporting a problem the best
+# FAQ entry does not mention (优惠券过期了还能用吗 vs. 有优惠券吗) asks something else: the bot
+# suggests or hands off instead of answering.
+_DEFAULT_ISSUE_WORDS = (
+    "丢了",
+    "丢失",
+    "弄丢",
+    "过期",
+    "失败",
+    "错了",
+    "写错",
+    "填错",
+    "开错",
+    "发错",
+    "拍错",
+    "下错",
+    "坏了",
+    "坏掉",
+    "坏的",
+    "破了",
+    "破损",
+    "漏发",
+    "少发",
+    "少了",
+    "没到",
+    "没收到",
+    "收不到",
+    "不能用",
+    "用不了",
+    "打不开",
+    "异常",
+    "故障",
+    "不对",
+    "驳回",
+    "被拒",
+    "拒绝",
+    "被取消",
+    "被封",
+    "重开",
+    "补发",
+    "扣了",
+    "没退",
+    "少退",
+)
+
 _DEFAULT_SKILL_KEYWORDS: dict[str, tuple[str, ...]] = {
     "presale": (
         "优惠",
@@ -242,6 +287,7 @@ _DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("多久", "多长时间", "几天", "多少天", "啥时候", "什么时候", "何时", "哪天"),
     ("怎么", "如何", "咋", "怎样", "怎么样"),
     ("什么", "啥", "神马"),
+    ("哪里", "哪儿", "哪", "哪边"),
     ("可以", "能", "能不能", "可不可以", "行不行", "行吗"),
     ("优惠券", "优惠卷", "券", "卷"),
     ("价格", "价钱", "多少钱"),
@@ -389,6 +435,7 @@ class BotSettings:
     handoff_phrases: tuple[str, ...] = _DEFAULT_HANDOFF_PHRASES
     urgent_words: tuple[str, ...] = _DEFAULT_URGENT_WORDS
     high_words: tuple[str, ...] = _DEFAULT_HIGH_WORDS
+    issue_words: tuple[str, ...] = _DEFAULT_ISSUE_WORDS
     skill_keywords: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(_DEFAULT_SKILL_KEYWORDS)
     )
