@@ -1,6 +1,6 @@
 """The end-to-end flow and bad-input suites again, on the Redis store.
 
-Same tests, same assertions (tests/test_e2e_flow.py, tests/test_e2e_bad_input.py):
+Same tests, same assertions (tests/test_e2e_flow.py, tests/test_e2e_bad_input.py, tests/test_e2e_ops.py):
 only the ``gateway_app`` they get runs on a real redis-server, in a fresh
 namespace. Whatever they hold the memory gateway to, they hold this one to.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests import test_e2e_bad_input, test_e2e_flow
+from tests import test_e2e_bad_input, test_e2e_flow, test_e2e_ops
 from tests.conftest import RedisServer, RunningApp
 from tests.support import merge
 
@@ -25,18 +25,17 @@ Test = Callable[..., Awaitable[None]]
 
 def _cases() -> list[Any]:
     cases = []
-    for module in (test_e2e_flow, test_e2e_bad_input):
+    for module in (test_e2e_flow, test_e2e_bad_input, test_e2e_ops):
         for name, fn in sorted(vars(module).items()):
-            if not (name.startswith("test_") and inspect.iscoroutinefunction(fn)):
+            if not (name.startswith("test_") and inspect.iscoroutinefunction(fn)
+                    and "gateway_app" in inspect.signature(fn).parameters):
                 continue
-            params = [p for p in inspect.signature(fn).parameters if p != "gateway_app"]
             grid: list[dict[str, Any]] = [{}]
             for mark in getattr(fn, "pytestmark", []):
                 if mark.name == "parametrize":
                     argnames, values = mark.args[0], mark.args[1]
                     grid = [{**g, argnames: v} for g in grid for v in values]
             for g in grid:
-                assert set(params) == set(g), f"{name}: only gateway_app and parametrized args are supported"
                 label = f"{module.__name__.rsplit('.', 1)[-1]}::{name}" + "".join(f"[{v}]" for v in g.values())
                 cases.append(pytest.param(fn, g, id=label))
     return cases
@@ -54,5 +53,8 @@ def redis_gateway_app(gateway_app: Callable[..., Awaitable[RunningApp]],
 
 
 @pytest.mark.parametrize(("test", "args"), _cases())
-async def test_on_redis(test: Test, args: dict[str, Any], redis_gateway_app: Callable[..., Awaitable[RunningApp]]) -> None:
-    await test(redis_gateway_app, **args)
+async def test_on_redis(test: Test, args: dict[str, Any], redis_gateway_app: Callable[..., Awaitable[RunningApp]],
+                        request: pytest.FixtureRequest) -> None:
+    fixtures = {p: request.getfixturevalue(p) for p in inspect.signature(test).parameters
+                if p != "gateway_app" and p not in args}  # e.g. tmp_path
+    await test(redis_gateway_app, **args, **fixtures)

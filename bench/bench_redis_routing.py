@@ -1,0 +1,189 @@
+"""Routing through Redis: assignments per second, pulls per second, acked appends per second.
+
+    .venv/bin/python bench/bench_redis_routing.py [--url redis://127.0.0.1:6379/0] [--quick]
+
+Without ``--url`` it starts its own redis-server on a free port (twice: AOF off,
+then ``appendonly yes`` + ``appendfsync always``). Several RedisStore objects in
+one process stand in for gateway instances (each has its own connection pool);
+the memory store runs the same steps for reference. Prints a table and writes
+bench/results/redis_routing.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.model import AgentProfile, AgentStatus, Conversation, Priority  # noqa: E402
+from gateway.store import MemoryStore, Store  # noqa: E402
+from gateway.store.redis import RedisStore  # noqa: E402
+
+SKILLS = ("presale", "aftersale", "logistics", "billing")
+PRIORITIES = (Priority.NORMAL, Priority.NORMAL, Priority.NORMAL, Priority.HIGH, Priority.URGENT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis(aof: bool) -> tuple[subprocess.Popen[bytes], str, str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("redis-server is not installed (or pass --url)")
+    port, d = free_port(), tempfile.mkdtemp(prefix="gw-bench-redis-")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", d, "--save", "",
+                             "--appendonly", "yes" if aof else "no", "--appendfsync", "always",
+                             "--maxmemory-policy", "noeviction"], stdout=subprocess.DEVNULL)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://127.0.0.1:{port}/0", d
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    sys.exit("redis-server did not start")
+
+
+async def run_all(stores: list[Store], jobs: list[Any], concurrency: int) -> float:
+    """Run ``jobs`` (store -> awaitable factories) on ``concurrency`` workers round-robin over stores."""
+    q: asyncio.Queue[Any] = asyncio.Queue()
+    for j in jobs:
+        q.put_nowait(j)
+
+    async def worker(i: int) -> None:
+        s = stores[i % len(stores)]
+        while not q.empty():
+            await q.get_nowait()(s)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[worker(i) for i in range(concurrency)])
+    return time.perf_counter() - t0
+
+
+async def routing_round(make: Any, instances: int, agents: int, cap: int, convs: int, concurrency: int) -> dict[str, Any]:
+    ns = f"bench{uuid.uuid4().hex[:8]}"
+    stores: list[Store] = [make(ns, i) for i in range(instances)]
+    for s in stores:
+        await s.start(lambda t, p: None)
+    s0 = stores[0]
+    try:
+        for i in range(agents):
+            skills = (SKILLS[i % len(SKILLS)], SKILLS[(i + 1) % len(SKILLS)])
+            await s0.register_agent(AgentProfile(f"a{i:04d}", f"客服{i}", skills, cap))
+            await s0.agent_connected(f"a{i:04d}", f"s{i}", AgentStatus.ONLINE, "bench")
+        ids = [f"c{i:06d}" for i in range(convs)]
+        for cid in ids:
+            await s0.create_conversation(Conversation(cid, f"u{cid}", created_at=time.time()))
+        placements: list[Any] = []
+
+        def handoff(i: int) -> Any:
+            async def go(s: Store) -> None:
+                placements.append(await s.assign_or_enqueue(ids[i], SKILLS[i % len(SKILLS)],
+                                                            PRIORITIES[i % len(PRIORITIES)]))
+            return go
+
+        t_handoff = await run_all(stores, [handoff(i) for i in range(convs)], concurrency)
+        assigned = [p for p in placements if p is not None and p.agent]
+        # every agent closes everything it holds at once; each close pulls the next waiting one
+        pulls: list[int] = []
+
+        def close(cid: str, aid: str) -> Any:
+            async def go(s: Store) -> None:
+                pulls.append(len((await s.close_conversation(cid, "resolved", by_agent=aid)).placements))
+            return go
+
+        t_close = await run_all(stores, [close(p.conversation, p.agent) for p in assigned], concurrency)
+        # appends (a customer message with a client id, as the websocket path does)
+        n_app = min(convs, 4000)
+
+        def append(i: int) -> Any:
+            async def go(s: Store) -> None:
+                await s.append(ids[i], {"type": "message", "from": "customer", "text": "你好，请问什么时候发货"},
+                               client_id=f"m{i}")
+            return go
+
+        t_append = await run_all(stores, [append(i) for i in range(n_app)], concurrency)
+        return {
+            "instances": instances, "agents": agents, "capacity": cap, "conversations": convs,
+            "concurrency": concurrency,
+            "handoffs_per_s": round(convs / t_handoff),
+            "assigned": len(assigned),
+            "close_and_pull_per_s": round(len(assigned) / t_close),
+            "pulled": sum(pulls),
+            "appends_per_s": round(n_app / t_append),
+        }
+    finally:
+        for s in stores:
+            await s.close()
+
+
+def machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    agents, cap, convs = (50, 4, 1000) if args.quick else (200, 5, 5000)
+    results: list[dict[str, Any]] = []
+    setups: list[tuple[str, str | None, bool]] = [("memory", None, False)]
+    servers: list[tuple[subprocess.Popen[bytes], str]] = []
+    if args.url:
+        setups.append(("redis", args.url, False))
+    else:
+        for aof in (False, True):
+            proc, url, d = start_redis(aof)
+            servers.append((proc, d))
+            setups.append(("redis+aof-always" if aof else "redis", url, aof))
+    try:
+        for label, url, _ in setups:
+            for instances in ((1,) if url is None else (1, 3)):
+                def make(ns: str, i: int, url: str | None = url) -> Store:
+                    return MemoryStore(ns) if url is None else RedisStore(url, ns, instance=f"bench-{ns}-{i}")
+                r = await routing_round(make, instances, agents, cap, convs, args.concurrency)
+                r["store"] = label
+                results.append(r)
+                print(f"{label:18} inst={instances} handoffs/s={r['handoffs_per_s']:>7} "
+                      f"close+pull/s={r['close_and_pull_per_s']:>7} appends/s={r['appends_per_s']:>7} "
+                      f"(assigned {r['assigned']}, pulled {r['pulled']})", flush=True)
+    finally:
+        for proc, d in servers:
+            proc.terminate()
+            proc.wait(10)
+            shutil.rmtree(d, ignore_errors=True)
+    return {"machine": machine(), "results": results}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--url", help="an existing Redis (default: start redis-server twice, AOF off and on)")
+    p.add_argument("--quick", action="store_true", help="smaller run")
+    p.add_argument("--concurrency", type=int, default=64, help="requests in flight (all instances together)")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "redis_routing.json"))
+    args = p.parse_args()
+    out = asyncio.run(main_async(args))
+    Path(args.out).write_text(json.dumps(out, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
