@@ -32,15 +32,46 @@ def test_cases_file_shape() -> None:
     assert sum(1 for c in out if c.skill is not None or c.priority is not None) >= 50
 
 
-def test_accuracy_does_not_regress() -> None:
-    """Measured 0.84 accuracy / 0.011 wrong rate (0.83 / 0.015 without pypinyin)."""
-    entries = load_faq(FAQ)
-    r = evaluate(FaqBot.build(entries, BotSettings()).decide, read_cases(CASES))
-    assert r.accuracy >= 0.80, r.failures
+# Three shops, three FAQs: the demo one (the scoring weights were fitted on it), and two
+# written the same way for other shops (phones, fresh food) that were not used for fitting.
+# Measured (with pypinyin): accuracy 0.907 / 0.907 / 0.877, wrong_rate 0.011 / 0.007 / 0.0,
+# out-of-scope answered 2/93, 0/44, 0/37, handoff team right 71/73, 28/29, 21/24.
+SETS = {
+    "demo": (FAQ, CASES, 0.88, 0.9),
+    "phones": (
+        ROOT / "tests" / "data" / "heldout_faq.toml",
+        ROOT / "tests" / "data" / "heldout_cases.jsonl",
+        0.88,
+        0.9,
+    ),
+    "fresh": (
+        ROOT / "tests" / "data" / "third_faq.toml",
+        ROOT / "tests" / "data" / "third_cases.jsonl",
+        0.85,
+        0.85,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_check_sets_shape(name: str) -> None:
+    faq, cases_path, _, _ = SETS[name]
+    cases = read_cases(cases_path)
+    assert len(cases) >= 150
+    out = [c for c in cases if c.expect is None]
+    assert len(out) / len(cases) >= 0.20
+    assert {c.expect for c in cases if c.expect} <= {e.id for e in load_faq(faq)}
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_accuracy_does_not_regress(name: str) -> None:
+    faq, cases_path, min_accuracy, min_skill = SETS[name]
+    r = evaluate(FaqBot.build(load_faq(faq), BotSettings()).decide, read_cases(cases_path))
+    assert r.accuracy >= min_accuracy, r.failures
     assert r.wrong_rate <= 0.02, r.failures
     assert r.out_of_scope_answered <= 0.05 * r.out_of_scope, r.failures
     assert r.correct + r.suggested >= 0.90 * r.in_scope
-    assert r.skill_correct >= 0.9 * r.skill_total
+    assert r.skill_correct >= min_skill * r.skill_total
     assert r.priority_correct >= 0.95 * r.priority_total
 
 

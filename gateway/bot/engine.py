@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 from gateway.bot.classify import PhraseMatcher, Rules, SmallTalk
@@ -40,9 +41,16 @@ class FaqBot:
         self._vip_priority = Priority(settings.vip_priority)
         # Problem words each entry mentions itself (its texts and keywords): a message
         # reporting another problem is not answered from that entry.
-        self._issues = PhraseMatcher(settings.issue_words)
+        # every FAQ text and keyword normalized once (case, script, punctuation, fillers)
+        texts = list(dict.fromkeys(t for e in self._entries for t in (*e.texts, *e.keywords)))
+        parts = dict(zip(texts, analyzer.clauses_many(texts), strict=True))
+        # Problem words each entry mentions itself (its texts and keywords): a message
+        # reporting another problem is not answered from that entry.
+        words = {"".join(clauses(w)) for w in settings.issue_words}
+        self._issue_chars = frozenset(w for w in words if len(w) == 1)
+        self._issues = PhraseMatcher(w for w in words if len(w) > 1)
         self._entry_issues = [
-            frozenset(self._issues.find("".join(clauses(" ".join((*e.texts, *e.keywords))))))
+            frozenset(w for t in (*e.texts, *e.keywords) for w in self._issue_words(parts[t]))
             for e in self._entries
         ]
         # Exact texts: a clicked suggestion always gets its answer, and so does a message
@@ -54,10 +62,10 @@ class FaqBot:
         for i, e in enumerate(self._entries):
             self._exact.setdefault("".join(clauses(e.question)), i)
         for i, e in enumerate(self._entries):
-            self._exact.setdefault("".join(analyzer.clauses(e.question)), i)
+            self._exact.setdefault("".join(parts[e.question]), i)
         for i, e in enumerate(self._entries):
             for t in e.similar:
-                self._exact.setdefault("".join(analyzer.clauses(t)), i)
+                self._exact.setdefault("".join(parts[t]), i)
         self._exact.pop("", None)
 
     @classmethod
@@ -81,11 +89,12 @@ class FaqBot:
         # Keywords become words of the tokenizer, except those holding a synonym (查物流):
         # cut as 查/物流 they read as 查/快递, like the messages that say 查快递 or 查包裹.
         forms = {f for g in groups for f in ("".join(clauses(w)) for w in g) if len(f) >= 2}
-        for e in entries:
-            for k in e.keywords:
-                kc = "".join(clauses(k))
-                if kc in forms or not any(f in kc for f in forms):
-                    segmenter.add_word(kc)
+        holds_form = re.compile(
+            "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)) or "(?!)"
+        )
+        for kc in dict.fromkeys("".join(clauses(k)) for e in entries for k in e.keywords):
+            if kc in forms or not holds_form.search(kc):
+                segmenter.add_word(kc)
         fillers = FillerStripper(settings.fillers)
         analyzer = Analyzer(segmenter, fillers, groups, settings.stop_words)
         # New words jieba's HMM finds in the FAQ (运费险, 以旧换新) become user words when
@@ -173,7 +182,7 @@ class FaqBot:
         top = ranked[0] if ranked else None
         runner = ranked[1].score if len(ranked) > 1 else 0.0
         issues = [
-            w for w in self._issues.find(folded) if top is None or w not in self._entry_issues[top.entry]
+            w for w in self._issue_words(parts) if top is None or w not in self._entry_issues[top.entry]
         ]
         reasons.extend(f"issue:{w}" for w in issues)
         if (
@@ -210,6 +219,16 @@ class FaqBot:
             )
         reasons.append("no_match")
         return self._handoff(folded, priority, reasons, orders, ranked)
+
+    def _issue_words(self, parts: Sequence[str]) -> list[str]:
+        """Problem words in a normalized text: phrases (写错, 过期) anywhere, single characters
+        (少, 丢) only as words of their own (少 in 少东西, not in 多少)."""
+        text = "".join(parts)
+        found = self._issues.find(text)
+        if not self._issue_chars.isdisjoint(text):
+            cut = self._analyzer.segmenter.cut
+            found.extend(dict.fromkeys(t for c in parts for t in cut(c) if t in self._issue_chars))
+        return found
 
     def _rank(self, body: str) -> list[Ranked]:
         q = self._analyzer.analyze(body, query=True)

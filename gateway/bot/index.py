@@ -10,6 +10,7 @@ turns into a 0..1 confidence.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ from gateway.bot.normalize import FillerStripper, clauses, clauses_many
 from gateway.bot.pinyin import HomophoneFixer, sound_bigrams
 from gateway.bot.scoring import Features, score_matrix
 from gateway.bot.segment import STOP_WORDS, Segmenter
+
+# a verb-object word with an aspect particle inside (付完款, 下了单, 发过货)
+_SPLIT_WORD_RE = re.compile("([\u4e00-\u9fff])[了完过]([\u4e00-\u9fff])")
 
 
 @dataclass(slots=True, frozen=True)
@@ -90,7 +94,7 @@ class Analyzer:
         pieces: list[str] = []
         fixes: list[str] = []
         for clause in parts:
-            tokens = self.segmenter.cut(clause)
+            tokens = self.segmenter.cut(self._rejoin(clause))
             if query:
                 if self._fixer is not None:
                     tokens, fixed = self._fixer.fix(tokens)
@@ -114,6 +118,16 @@ class Analyzer:
             grams.extend(p)
             grams.extend(p[i : i + 2] for i in range(len(p) - 1))
         return Analyzed(compact, tuple(dict.fromkeys(words)), tuple(dict.fromkeys(grams)), tuple(fixes))
+
+    def _rejoin(self, clause: str) -> str:
+        """Words split by an aspect particle read as the word: 付完款 -> 付款, 下了单 -> 下单."""
+        if "了" not in clause and "完" not in clause and "过" not in clause:
+            return clause
+        return _SPLIT_WORD_RE.sub(self._join_if_word, clause)
+
+    def _join_if_word(self, m: re.Match[str]) -> str:
+        word = m.group(1) + m.group(2)
+        return word if self.segmenter.knows(word) and word not in self.stop else m.group(0)
 
     def _subwords(self, word: str) -> list[str]:
         """Dictionary words inside a long word (生产日期 → 生产, 日期), as jieba's search mode does."""
@@ -139,10 +153,14 @@ class Analyzer:
     def analyze(self, text: str, *, query: bool = False) -> Analyzed:
         return self.analyze_clauses(self.clauses(text), query=query)
 
+    def clauses_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """``clauses`` of many FAQ texts (normalized in one pass)."""
+        strip = self.fillers.strip
+        return [[c for c in map(strip, parts) if c] for parts in clauses_many(texts)]
+
     def analyze_many(self, texts: Sequence[str]) -> list[Analyzed]:
         """``analyze`` of many FAQ texts (normalized in one pass)."""
-        strip = self.fillers.strip
-        return [self.analyze_clauses([c for c in map(strip, parts) if c]) for parts in clauses_many(texts)]
+        return [self.analyze_clauses(parts) for parts in self.clauses_many(texts)]
 
     def _split_unknown(self, word: str) -> list[str]:
         """A word the FAQ never uses, cut into FAQ words where it contains some."""
@@ -293,6 +311,8 @@ class FaqIndex:
         ent_rows = np.asarray(kw_rows, dtype=np.int64)
         is_text = np.ones(nrows, dtype=bool)
         is_text[ent_rows] = False
+        is_entry = np.zeros(nrows, dtype=bool)
+        is_entry[ent_rows] = True
         text_elem = (kind[e_id] != SOUND) & is_text[e_row]
         e_row = np.concatenate((e_row, ent_rows[row_entry[e_row[text_elem]]]))
         e_id = np.concatenate((e_id, e_id[text_elem]))
@@ -302,7 +322,7 @@ class FaqIndex:
         elem_kind = kind[ids]
         lengths = np.bincount(elem_row, minlength=nrows)
         # postings: entry rows only
-        sel = ~is_text[elem_row]
+        sel = is_entry[elem_row]
         sel_ids = ids[sel]
         order = np.argsort(sel_ids, kind="stable")
         post_entries = row_entry[elem_row[sel]][order]
@@ -360,17 +380,20 @@ class FaqIndex:
 
     def prepare(self, q: Analyzed) -> Query:
         term_w = {t: self.word_weight(t) for t in q.terms}
-        wids = [i for i in map(self.word_id.get, q.terms) if i is not None]
+        word_get = self.word_id.get
+        wids = [word_get(t, -1) for t in q.terms]
         gids = [i for i in map(self.gram_id.get, q.bigrams) if i is not None]
         snd = [i for i in map(self.sound_id.get, sound_bigrams(q.compact)) if i is not None]
         idf = self.idf_list
         gram_mass = sum([idf[i] for i in gids]) + (len(q.bigrams) - len(gids)) * self.unknown_idf
-        ids = np.asarray(wids + gids, dtype=np.int64)
+        known = [(i, term_w[t]) for i, t in zip(wids, q.terms, strict=True) if i >= 0]
+        ids = np.asarray([i for i, _ in known] + gids, dtype=np.int64)
         vec = np.zeros(self.n_ids, dtype=np.float64)
-        vec[ids] = self.idf[ids]
+        vec[gids] = self.idf[gids]
+        vec[[i for i, _ in known]] = [w for _, w in known]
         vec[snd] = 1.0
         total = sum(term_w.values())
-        unknown = sum(w for t, w in term_w.items() if t not in self.word_id)
+        unknown = sum(w for t, w in term_w.items() if t not in self.word_idf)
         masses = np.array([total or 1.0, gram_mass or 1.0])
         return Query(q, ids, vec, term_w, total, unknown, masses)
 
@@ -438,6 +461,9 @@ class FaqIndex:
         seg = [r for o in row_off[1:] for r in (o - 1, o)][:-1]
         res = np.maximum.reduceat(per_row, [0, *seg], axis=0)
         best, whole = res[0::2, :7], res[1::2, 7:]
+        # the share of the message's words and bigrams found in one text of the entry
+        # (the entry as a whole may cover a message by a patchwork of its paraphrases)
+        qcov_text = res[0::2, 7:] / query.masses
         # The share of the message's words and bigrams the entry explains, and the rare
         # message words it does not know ("过期", "纸质"): each is a sign of another question.
         qcov = whole / query.masses
@@ -464,6 +490,7 @@ class FaqIndex:
                 unmatched,
                 best[:, 6:],
                 np.full((k, 1), unknown),
+                qcov_text,
             ),
             axis=1,
         )

@@ -29,6 +29,23 @@ _NOISE_KEEP_NL_RE = re.compile(rf"[^{_CJK}a-z0-9\n]+")
 _REPEAT_RE = re.compile(r"(\D)\1{2,}")  # 3+ of the same char (not digits: order numbers)
 _PARTICLE_REPEAT_RE = re.compile(r"([啊呀吗呢吧哦噢嘛哈啦呐哇额嗯])\1+")
 _SPACES_RE = re.compile(r"\s+")
+# Small Chinese numbers before a unit read as digits (七天 = 7天, 两件 = 2件).
+_NUMERAL_RE = re.compile(
+    "([一二两三四五六七八九十]{1,3})(?=(?:个月|小时|分钟|天|周|月|年|件|斤|箱|期|次|号|克|公斤))"
+)
+_DIGIT = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+
+
+def _numeral(m: re.Match[str]) -> str:
+    s = m.group(1)
+    if "十" not in s:
+        return str(_DIGIT[s]) if len(s) == 1 else s
+    tens, _, ones = s.partition("十")
+    if len(tens) > 1 or len(ones) > 1 or "十" in ones:
+        return s
+    return str((_DIGIT[tens] if tens else 1) * 10 + (_DIGIT[ones] if ones else 0))
+
+
 # "A不A" / "A没A" questions (能不能, 有没有, 送不送, 包不包邮, 可不可以) ask the same as "A".
 _A_NOT_A_RE = re.compile(rf"([{_CJK}])[不没]\1")
 
@@ -59,6 +76,7 @@ def _clauses(text: str) -> tuple[str, ...]:
     text = _REPEAT_RE.sub(r"\1", text)
     text = _PARTICLE_REPEAT_RE.sub(r"\1", text)
     text = _A_NOT_A_RE.sub(r"\1", text)
+    text = _NUMERAL_RE.sub(_numeral, text)
     return tuple(c for c in _NOISE_RE.split(text) if c)
 
 
@@ -80,6 +98,7 @@ def clauses_many(texts: Sequence[str]) -> list[list[str]]:
     joined = _REPEAT_RE.sub(r"\1", joined)
     joined = _PARTICLE_REPEAT_RE.sub(r"\1", joined)
     joined = _A_NOT_A_RE.sub(r"\1", joined)
+    joined = _NUMERAL_RE.sub(_numeral, joined)
     out = [t.split() for t in _NOISE_KEEP_NL_RE.sub(" ", joined).split("\n")]
     if len(out) != len(texts):
         return [clauses(t) for t in texts]

@@ -1,9 +1,11 @@
 """How match features become one 0..1 confidence: a small logistic model.
 
-The weights were fitted with ``python -m gateway.bot.tune`` (logistic regression,
-L2-regularized) on leave-one-out paraphrases of the demo FAQ plus
-``tests/data/faq_cases.jsonl``; they are few and generic, so they carry over to
-other FAQ files. Thresholds on the result live in ``BotSettings``.
+The weights were fitted with ``python -m gateway.bot.tune configs/faq.toml
+tests/data/faq_cases.jsonl`` (logistic regression, L2 0.03) on the demo FAQ's cases and
+leave-one-out paraphrases only; the two other check sets (``tests/data/heldout_*``,
+``tests/data/third_*``, other shops) were not used for fitting. The features are
+shares and counts normalized per message, so they carry over to other FAQ files.
+Thresholds on the result (``BotSettings``) are compared on log-odds for the margin.
 """
 
 from __future__ import annotations
@@ -27,10 +29,27 @@ class Features(NamedTuple):
     unmatched: float  # idf mass of message words the entry lacks (but the FAQ uses), in rarest-word units
     sounds: float  # share of the FAQ text's syllable pairs heard in the message (homophones)
     unknown: float  # message words the FAQ never uses, in rarest-word units
+    w_qcov_text: float  # share of the message's word weight found in the best single FAQ text
+    b_qcov_text: float  # same on character bigrams
 
 
-WEIGHTS: tuple[float, ...] = (0.45, 0.79, 1.57, 0.61, 0.97, 1.80, 0.44, 0.17, 1.04, -0.72, 0.49, -0.72)
-BIAS = -2.44
+WEIGHTS: tuple[float, ...] = (
+    0.202,
+    0.469,
+    0.785,
+    0.311,
+    0.555,
+    0.953,
+    0.243,
+    0.082,
+    0.696,
+    -0.962,
+    0.399,
+    0.072,
+    0.726,
+    0.908,
+)
+BIAS = -2.811
 
 
 def score(f: Features) -> float:

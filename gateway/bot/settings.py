@@ -109,10 +109,19 @@ _DEFAULT_HIGH_WORDS = (
     "失败",
 )
 
-# Words of a problem report (过期, 丢了, 写错, 失败 …). A message reporting a problem the best
-# FAQ entry does not mention (优惠券过期了还能用吗 vs. 有优惠券吗) asks something else: the bot
-# suggests or hands off instead of answering.
+# Words of a problem report (过期, 丢了, 写错, 失败 …; a single character only as a word of its
+# own: 少 in 少东西 but not in 多少). A message reporting a problem the best FAQ entry does not
+# mention (优惠券过期了还能用吗 vs. 有优惠券吗) asks something else: the bot suggests or hands
+# off instead of answering.
 _DEFAULT_ISSUE_WORDS = (
+    "丢",
+    "坏",
+    "错",
+    "破",
+    "漏",
+    "少",
+    "烂",
+    "碎",
     "丢了",
     "丢失",
     "弄丢",
@@ -288,6 +297,7 @@ _DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("怎么", "如何", "咋", "怎样", "怎么样"),
     ("什么", "啥", "神马"),
     ("哪里", "哪儿", "哪", "哪边"),
+    ("哪个", "哪家", "哪一个", "哪一家"),
     ("可以", "能", "能不能", "可不可以", "行不行", "行吗"),
     ("优惠券", "优惠卷", "券", "卷"),
     ("价格", "价钱", "多少钱"),
@@ -301,10 +311,17 @@ _DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("真假", "真伪"),
     ("缺货", "没货", "无货", "断货"),
     ("纯棉", "全棉"),
-    ("东西", "商品", "宝贝", "货"),
     ("购买", "买", "拍", "拍下", "下单"),
     ("收到", "收货", "拿到"),
     ("坏了", "坏掉", "损坏", "坏"),
+    ("拒收", "拒签", "不签收"),
+    ("货到付款", "到付"),
+    ("电话", "手机号", "手机号码", "电话号码", "联系电话"),
+    ("正品", "真品", "真货", "保真"),
+    ("保修", "质保", "保固"),
+    ("价保", "保价"),
+    ("顺丰", "sf", "顺丰快递"),
+    ("京东快递", "京东物流"),
 )
 
 _DEFAULT_FILLERS = (
@@ -417,11 +434,11 @@ class BotSettings:
     faq: str = "configs/faq.toml"
     enabled: bool = True
     # decision thresholds (scores are 0..1)
-    answer_threshold: float = 0.55
-    suggest_threshold: float = 0.30
+    answer_threshold: float = 0.35
+    suggest_threshold: float = 0.20
     min_margin: float = 0.10
     max_suggestions: int = 3
-    skill_hint_threshold: float = 0.35
+    skill_hint_threshold: float = 0.40
     handoff_on_urgent: bool = True
     vip_priority: str = "high"
     # customer-facing texts (Chinese)

@@ -52,7 +52,7 @@ def collect(faq_path: str, cases_path: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 4000) -> np.ndarray:
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 0.03, steps: int = 4000) -> np.ndarray:
     xb = np.hstack([x, np.ones((len(x), 1))])
     w = np.zeros(xb.shape[1])
     pos = y.sum()
@@ -71,7 +71,7 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 4000) -> np
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m gateway.bot.tune")
     ap.add_argument("pairs", nargs="+", help="FAQ file and cases file, alternating")
-    ap.add_argument("--l2", type=float, default=0.01)
+    ap.add_argument("--l2", type=float, default=0.03)
     args = ap.parse_args(argv)
     if len(args.pairs) % 2:
         ap.error("give FAQ and CASES files in pairs")
