@@ -73,6 +73,8 @@ class Analyzer:
         self.vocab: frozenset[str] = frozenset()  # canonical FAQ terms
         self._fixer: HomophoneFixer | None = None
         self._sub_cache: dict[str, list[str]] = {}
+        self._tok_cache: dict[str, tuple[str, ...] | None] = {}
+        self._tok_version = segmenter.version
         self._sub_version = segmenter.version
 
     def learn(self, vocab: Iterable[str]) -> None:
@@ -104,20 +106,34 @@ class Analyzer:
                 self.surface.update(tokens)
             piece = []
             for w in tokens:
-                c = self.canon.get(w, w)
-                if c in self.stop:
-                    continue
-                piece.append(c)
-                words.append(c)
-                words.extend(self._subwords(c))
+                hit = self._token(w)
+                if hit is not None:
+                    piece.append(hit[0])
+                    words.extend(hit)
             if piece:
                 pieces.append("".join(piece))
         compact = "".join(pieces)
         grams: list[str] = []
         for p in pieces:
             grams.extend(p)
-            grams.extend(p[i : i + 2] for i in range(len(p) - 1))
+            grams.extend(map(str.__add__, p, p[1:]))
         return Analyzed(compact, tuple(dict.fromkeys(words)), tuple(dict.fromkeys(grams)), tuple(fixes))
+
+    def _token(self, w: str) -> tuple[str, ...] | None:
+        """A token's canonical word and the dictionary words inside it; None for a stop word."""
+        if self._tok_version != self.segmenter.version:
+            self._tok_cache.clear()
+            self._tok_version = self.segmenter.version
+        try:
+            return self._tok_cache[w]
+        except KeyError:
+            pass
+        c = self.canon.get(w, w)
+        hit = None if c in self.stop else (c, *self._subwords(c))
+        if len(self._tok_cache) > 100_000:
+            self._tok_cache.clear()
+        self._tok_cache[w] = hit
+        return hit
 
     def _rejoin(self, clause: str) -> str:
         """Words split by an aspect particle read as the word: 付完款 -> 付款, 下了单 -> 下单."""
@@ -208,6 +224,7 @@ class Query:
     term_total: float  # sum of ``term_w``
     unknown_total: float  # the part of ``term_total`` from words the FAQ never uses
     masses: np.ndarray  # [word mass, bigram mass] (never 0)
+    half_masses: np.ndarray
 
 
 @dataclass(slots=True)
@@ -347,6 +364,12 @@ class FaqIndex:
         self.row_long_pct = (
             np.fromiter((len(t) >= 2 for t in row_text), dtype=np.float64, count=nrows) / 100.0
         )
+        # what ranking reads per row, in one table (one gather per message):
+        # 1/mass of words, bigrams, syllable pairs; half the mass of words and bigrams;
+        # partial_ratio scale (1/100, 0 for one-character texts)
+        self.row_table = np.concatenate(
+            (self.row_inv_mass, self.row_mass[:, :2] / 2.0, self.row_long_pct[:, None]), axis=1
+        )
         # Per entry, slices of what ranking reads for a candidate: its rows' element ids and
         # "row within the entry * 3 + kind" codes, its row numbers and texts.
         code = (elem_row - rs[row_entry[elem_row]]) * 3 + elem_kind
@@ -395,7 +418,7 @@ class FaqIndex:
         total = sum(term_w.values())
         unknown = sum(w for t, w in term_w.items() if t not in self.word_idf)
         masses = np.array([total or 1.0, gram_mass or 1.0])
-        return Query(q, ids, vec, term_w, total, unknown, masses)
+        return Query(q, ids, vec, term_w, total, unknown, masses, masses / 2.0)
 
     def lexical(self, query: Query) -> np.ndarray:
         """Idf-weighted words (and half-weighted bigrams) each entry shares with the message."""
@@ -444,12 +467,13 @@ class FaqIndex:
         # per row: idf mass of shared words, of shared bigrams, number of shared syllable pairs
         m = np.bincount(code, weights=query.vec[ids], minlength=3 * nr).reshape(nr, 3)
         rows = np.concatenate([self.e_rows[e] for e in cands])
-        share = m * self.row_inv_mass[rows]  # w_tcov, b_tcov, sounds
-        dice = 2 * m[:, :2] / (query.masses + self.row_mass[rows, :2])  # w_dice, b_dice
+        table = self.row_table[rows]
+        share = m * table[:, :3]  # w_tcov, b_tcov, sounds
+        dice = m[:, :2] / (query.half_masses + table[:, 3:5])  # w_dice, b_dice: 2m / (mq + md)
         choices = [t for e in cands for t in self.e_text[e]]
         fz = process.cdist([qc], choices, scorer=Indel.normalized_similarity, workers=1)
         pfz = process.cdist([qc], choices, scorer=fuzz.partial_ratio, workers=1)
-        pfz *= self.row_long_pct[rows]  # 0..100 -> 0..1, and 0 for one-character texts
+        pfz *= table[:, 5]  # 0..100 -> 0..1, and 0 for one-character texts
         # w_dice w_tcov b_dice b_tcov fuzz partial sounds | shared word and bigram mass
         per_row = np.concatenate(
             (dice[:, :1], share[:, :1], dice[:, 1:], share[:, 1:2], fz.T, pfz.T, share[:, 2:], m[:, :2]),
