@@ -239,7 +239,11 @@ async def customer_ws(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app["ctx"]
     if not ctx.accepting:
         raise web.HTTPServiceUnavailable(text="shutting down")
-    ws = web.WebSocketResponse(max_msg_size=ctx.config.limits.max_frame_bytes, heartbeat=30.0)
+    ws = web.WebSocketResponse(
+        max_msg_size=ctx.config.limits.max_frame_bytes,
+        heartbeat=30.0,
+        compress=False,  # chat frames are small: deflate would cost ~CPU and a zlib context per socket
+    )
     await ws.prepare(request)
     await CustomerSession(ctx, ws).run()
     return ws

@@ -88,7 +88,7 @@ class ConversationService:
         entry: Entry = {"type": "message", "from": "customer", "text": text, **extra}
         res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(open=True))
         if not res.refused and not res.duplicate:
-            METRICS.messages.labels("customer").inc()
+            METRICS.customer_messages.inc()
             await self._touch(conversation)
         return res
 
@@ -106,7 +106,7 @@ class ConversationService:
             log.exception("event=bot_failed conversation=%s", conv.id)
             await self.handoff(conv, "", Priority.NORMAL, ("bot error",), ())
             return
-        METRICS.bot_decisions.labels(decision.kind.value).inc()
+        METRICS.decisions_by_kind[decision.kind.value].inc()
         if decision.orders:
             orders = list(dict.fromkeys([*conv.meta.get("orders", []), *decision.orders]))
             conv.meta["orders"] = orders
@@ -221,7 +221,7 @@ class ConversationService:
         if res.refused:
             raise NotAssigned(f"you do not hold {conversation}")
         if not res.duplicate:
-            METRICS.messages.labels("agent").inc()
+            METRICS.agent_messages.inc()
             await self.store.cancel(f"sla:{conversation}")
             await self._touch(conversation)
         return res

@@ -27,6 +27,10 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0), registry=r,
         )
         self.store_unavailable = Counter("gateway_store_unavailable_total", "Store calls that failed", registry=r)
+        # Children resolved once: labels() costs a lock and a dict lookup on every message.
+        self.customer_messages = self.messages.labels("customer")
+        self.agent_messages = self.messages.labels("agent")
+        self.decisions_by_kind = {k: self.bot_decisions.labels(k) for k in ("answer", "suggest", "smalltalk", "handoff")}
 
 
 METRICS = Metrics()
