@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from rapidfuzz import fuzz, process
+from rapidfuzz import process
 from rapidfuzz.distance import Indel
 
 from gateway.bot.faq import FaqEntry
@@ -361,15 +361,9 @@ class FaqIndex:
         self.row_mass[ent_rows] = 0.0  # the entry row is not a text
         with np.errstate(divide="ignore"):
             self.row_inv_mass = np.where(self.row_mass > 0, 1.0 / self.row_mass, 0.0)
-        self.row_long_pct = (
-            np.fromiter((len(t) >= 2 for t in row_text), dtype=np.float64, count=nrows) / 100.0
-        )
         # what ranking reads per row, in one table (one gather per message):
-        # 1/mass of words, bigrams, syllable pairs; half the mass of words and bigrams;
-        # partial_ratio scale (1/100, 0 for one-character texts)
-        self.row_table = np.concatenate(
-            (self.row_inv_mass, self.row_mass[:, :2] / 2.0, self.row_long_pct[:, None]), axis=1
-        )
+        # 1/mass of words, bigrams, syllable pairs; half the mass of words and bigrams
+        self.row_table = np.concatenate((self.row_inv_mass, self.row_mass[:, :2] / 2.0), axis=1)
         # Per entry, slices of what ranking reads for a candidate: its rows' element ids and
         # "row within the entry * 3 + kind" codes, its row numbers and texts.
         code = (elem_row - rs[row_entry[elem_row]]) * 3 + elem_kind
@@ -471,23 +465,23 @@ class FaqIndex:
         share = m * table[:, :3]  # w_tcov, b_tcov, sounds
         dice = m[:, :2] / (query.half_masses + table[:, 3:5])  # w_dice, b_dice: 2m / (mq + md)
         choices = [t for e in cands for t in self.e_text[e]]
+        # (rapidfuzz's ratio; its partial_ratio added nothing the shares do not say, for
+        # five times the cost)
         fz = process.cdist([qc], choices, scorer=Indel.normalized_similarity, workers=1)
-        pfz = process.cdist([qc], choices, scorer=fuzz.partial_ratio, workers=1)
-        pfz *= table[:, 5]  # 0..100 -> 0..1, and 0 for one-character texts
-        # w_dice w_tcov b_dice b_tcov fuzz partial sounds | shared word and bigram mass
+        # w_dice w_tcov b_dice b_tcov fuzz sounds | shared word and bigram mass
         per_row = np.concatenate(
-            (dice[:, :1], share[:, :1], dice[:, 1:], share[:, 1:2], fz.T, pfz.T, share[:, 2:], m[:, :2]),
+            (dice[:, :1], share[:, :1], dice[:, 1:], share[:, 1:2], fz.T, share[:, 2:], m[:, :2]),
             axis=1,
         )
         if exclude_doc is not None:
-            per_row[rows == exclude_doc, :7] = 0.0
+            per_row[rows == exclude_doc, :6] = 0.0
         # segments: the text rows of each entry, then its entry row on its own
         seg = [r for o in row_off[1:] for r in (o - 1, o)][:-1]
         res = np.maximum.reduceat(per_row, [0, *seg], axis=0)
-        best, whole = res[0::2, :7], res[1::2, 7:]
+        best, whole = res[0::2, :6], res[1::2, 6:]
         # the share of the message's words and bigrams found in one text of the entry
         # (the entry as a whole may cover a message by a patchwork of its paraphrases)
-        qcov_text = res[0::2, 7:] / query.masses
+        qcov_text = res[0::2, 6:] / query.masses
         # The share of the message's words and bigrams the entry explains, and the rare
         # message words it does not know ("过期", "纸质"): each is a sign of another question.
         qcov = whole / query.masses
@@ -509,10 +503,10 @@ class FaqIndex:
                 qcov[:, :1],
                 best[:, 2:4],
                 qcov[:, 1:],
-                best[:, 4:6],
+                best[:, 4:5],
                 kw,
                 unmatched,
-                best[:, 6:],
+                best[:, 5:6],
                 np.full((k, 1), unknown),
                 qcov_text,
             ),

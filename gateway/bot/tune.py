@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     w = fit(x, y, args.l2)
     names = Features._fields
     sys.stdout.write(f"pairs={len(y)} positives={int(y.sum())}\n")
-    sys.stdout.write("WEIGHTS = (" + ", ".join(f"{v:.2f}" for v in w[:-1]) + f")\nBIAS = {w[-1]:.2f}\n")
+    sys.stdout.write("WEIGHTS = (" + ", ".join(f"{v:.3f}" for v in w[:-1]) + f")\nBIAS = {w[-1]:.3f}\n")
     for n, v in zip(names, w[:-1], strict=True):
         sys.stdout.write(f"  {n:<8} {v:+.2f}\n")
     return 0
