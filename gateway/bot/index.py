@@ -81,7 +81,7 @@ class Analyzer:
         """Called once the FAQ is analyzed: enables query-only repairs."""
         self.vocab = frozenset(vocab)
         words = {w for w in self.surface | set(self.canon) | set(self.vocab) if len(w) >= 2}
-        self._fixer = HomophoneFixer(words, self.segmenter.knows)
+        self._fixer = HomophoneFixer(words, self.segmenter.knows, self.segmenter.is_rare)
 
     def clauses(self, text: str) -> list[str]:
         out = []

@@ -55,9 +55,15 @@ def sound_bigrams(text: str) -> frozenset[str]:
 class HomophoneFixer:
     """Replaces unknown substrings by the FAQ word (2 to 4 characters) they sound like."""
 
-    def __init__(self, vocabulary: Iterable[str], is_word: Callable[[str], Any] = lambda w: False) -> None:
+    def __init__(
+        self,
+        vocabulary: Iterable[str],
+        is_word: Callable[[str], Any] = lambda w: False,
+        is_rare: Callable[[str], bool] = lambda ch: True,
+    ) -> None:
         self.vocabulary = frozenset(vocabulary)
         self._is_word = is_word
+        self._is_rare = is_rare
         by_sound: dict[str, set[str]] = {}
         if AVAILABLE:
             for w in self.vocabulary:
@@ -106,6 +112,18 @@ class HomophoneFixer:
                     out.append(word)
                     i = j + 1
                     replaced = True
+                elif len(tokens[i]) == 1 and out and len(out[-1]) >= 2 and self._is_rare(tokens[i]):
+                    # A stray rare character that the tokenizer could not attach: with the last
+                    # character of the word before, it may be a typo (开发/漂 -> 开/发票; not
+                    # 自己/出, 出 being a common word of its own).
+                    span = out[-1][-1] + tokens[i]
+                    word = self._by_sound.get(sound(span))
+                    if word is not None and word != span and len(word) == 2:
+                        fixes.append(f"{out[-1]}{tokens[i]}>{out[-1][:-1]}{word}")
+                        out[-1] = out[-1][:-1]
+                        out.append(word)
+                        i += 1
+                        replaced = True
             if not replaced:
                 out.append(tokens[i])
                 i += 1
