@@ -127,6 +127,7 @@ class RedisStore(Store):
         self._scripts = {name: lua.load(name) for name in lua.names()}
         self._listener: BusListener | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
         self._subscribed = asyncio.Event()
         self._sessions: dict[str, tuple[str, AgentStatus]] = {}  # agents bound through this instance
         self._connected_since: float | None = None  # monotonic, for the reaper's warm-up
@@ -172,11 +173,18 @@ class RedisStore(Store):
             await asyncio.wait_for(self._subscribed.wait(), 5.0)
 
     async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        # The loops also watch ``_closing``: a cancel that lands inside a Redis
+        # call can come out as a timeout (StoreUnavailable), which they survive.
+        self._closing = True
+        pending = set(self._tasks)
+        for _ in range(3):
+            for t in pending:
+                t.cancel()
+            if not pending:
+                break
+            _, pending = await asyncio.wait(pending, timeout=2.0)
+        if pending:
+            log.warning("event=store_tasks_stuck instance=%s tasks=%d", self.instance, len(pending))
         self._tasks = []
         self._listener = None
         try:
@@ -230,11 +238,11 @@ class RedisStore(Store):
     async def _bus_loop(self) -> None:
         """Deliver the namespace's bus messages in order; after a reconnect, RESYNC."""
         delay, ever = 0.05, False
-        while True:
+        while not self._closing:
             pubsub = self._bus.pubsub()
             try:
                 await pubsub.subscribe(self.keys.bus)
-                while True:
+                while not self._closing:
                     msg = await pubsub.get_message(timeout=1.0)
                     if msg is None:
                         continue
@@ -303,8 +311,10 @@ class RedisStore(Store):
         self._emit(RESYNC, {})  # agents re-check what they hold
 
     async def _liveness_loop(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.heartbeat_s)
+            if self._closing:
+                return
             try:
                 await self._beat()
                 assert self._connected_since is not None
