@@ -29,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from redis.asyncio import Redis  # noqa: E402
+
 from gateway.model import AgentProfile, AgentStatus, Conversation, Priority  # noqa: E402
 from gateway.store import MemoryStore, Store  # noqa: E402
 from gateway.store.redis import RedisStore  # noqa: E402
@@ -64,6 +66,28 @@ def start_redis(aof: bool) -> tuple[subprocess.Popen[bytes], str, str]:
     sys.exit("redis-server did not start")
 
 
+class RedisCost:
+    """Redis-side CPU per script call (INFO commandstats), to tell client cost from server cost."""
+
+    def __init__(self, url: str | None) -> None:
+        self.r = Redis.from_url(url, decode_responses=True) if url else None
+
+    async def reset(self) -> None:
+        if self.r is not None:
+            await self.r.config_resetstat()
+
+    async def us_per_call(self) -> float | None:
+        if self.r is None:
+            return None
+        stats = await self.r.info("commandstats")
+        ev = stats.get("cmdstat_evalsha")
+        return round(float(ev["usec_per_call"]), 1) if ev else None
+
+    async def close(self) -> None:
+        if self.r is not None:
+            await self.r.aclose()
+
+
 async def run_all(stores: list[Store], jobs: list[Any], concurrency: int) -> float:
     """Run ``jobs`` (store -> awaitable factories) on ``concurrency`` workers round-robin over stores."""
     q: asyncio.Queue[Any] = asyncio.Queue()
@@ -80,8 +104,10 @@ async def run_all(stores: list[Store], jobs: list[Any], concurrency: int) -> flo
     return time.perf_counter() - t0
 
 
-async def routing_round(make: Any, instances: int, agents: int, cap: int, convs: int, concurrency: int) -> dict[str, Any]:
+async def routing_round(make: Any, instances: int, agents: int, cap: int, convs: int, concurrency: int,
+                        url: str | None = None) -> dict[str, Any]:
     ns = f"bench{uuid.uuid4().hex[:8]}"
+    cost = RedisCost(url)
     stores: list[Store] = [make(ns, i) for i in range(instances)]
     for s in stores:
         await s.start(lambda t, p: None)
@@ -102,7 +128,9 @@ async def routing_round(make: Any, instances: int, agents: int, cap: int, convs:
                                                             PRIORITIES[i % len(PRIORITIES)]))
             return go
 
+        await cost.reset()
         t_handoff = await run_all(stores, [handoff(i) for i in range(convs)], concurrency)
+        us_handoff = await cost.us_per_call()
         assigned = [p for p in placements if p is not None and p.agent]
         # every agent closes everything it holds at once; each close pulls the next waiting one
         pulls: list[int] = []
@@ -112,7 +140,9 @@ async def routing_round(make: Any, instances: int, agents: int, cap: int, convs:
                 pulls.append(len((await s.close_conversation(cid, "resolved", by_agent=aid)).placements))
             return go
 
+        await cost.reset()
         t_close = await run_all(stores, [close(p.conversation, p.agent) for p in assigned], concurrency)
+        us_close = await cost.us_per_call()
         # appends (a customer message with a client id, as the websocket path does)
         n_app = min(convs, 4000)
 
@@ -122,7 +152,9 @@ async def routing_round(make: Any, instances: int, agents: int, cap: int, convs:
                                client_id=f"m{i}")
             return go
 
+        await cost.reset()
         t_append = await run_all(stores, [append(i) for i in range(n_app)], concurrency)
+        us_append = await cost.us_per_call()
         return {
             "instances": instances, "agents": agents, "capacity": cap, "conversations": convs,
             "concurrency": concurrency,
@@ -131,10 +163,13 @@ async def routing_round(make: Any, instances: int, agents: int, cap: int, convs:
             "close_and_pull_per_s": round(len(assigned) / t_close),
             "pulled": sum(pulls),
             "appends_per_s": round(n_app / t_append),
+            # Redis CPU per script (microseconds): one Redis core could run 1e6/us of them per second
+            "redis_us": {"assign_or_enqueue": us_handoff, "close_conversation": us_close, "append": us_append},
         }
     finally:
         for s in stores:
             await s.close()
+        await cost.close()
 
 
 def machine() -> dict[str, Any]:
@@ -159,12 +194,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             for instances in ((1,) if url is None else (1, 3)):
                 def make(ns: str, i: int, url: str | None = url) -> Store:
                     return MemoryStore(ns) if url is None else RedisStore(url, ns, instance=f"bench-{ns}-{i}")
-                r = await routing_round(make, instances, agents, cap, convs, args.concurrency)
+                r = await routing_round(make, instances, agents, cap, convs, args.concurrency, url)
                 r["store"] = label
                 results.append(r)
                 print(f"{label:18} inst={instances} handoffs/s={r['handoffs_per_s']:>7} "
                       f"close+pull/s={r['close_and_pull_per_s']:>7} appends/s={r['appends_per_s']:>7} "
-                      f"(assigned {r['assigned']}, pulled {r['pulled']})", flush=True)
+                      f"(assigned {r['assigned']}, pulled {r['pulled']}) redis µs/script={r['redis_us']}", flush=True)
     finally:
         for proc, d in servers:
             proc.terminate()
