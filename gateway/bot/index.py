@@ -334,7 +334,7 @@ class FaqIndex:
         e_row = np.concatenate((e_row, ent_rows[row_entry[e_row[text_elem]]]))
         e_id = np.concatenate((e_id, e_id[text_elem]))
         key = np.sort(e_row * nv + e_id)  # unique (row, id), by row then id (ids grouped by kind)
-        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+        key = key[np.concatenate((key[:1] == key[:1], key[1:] != key[:-1]))]
         elem_row, ids = np.divmod(key, nv)
         elem_kind = kind[ids]
         lengths = np.bincount(elem_row, minlength=nrows)

@@ -1,0 +1,122 @@
+"""The bot's text handling: segmentation, normalization rules, issue words, margin, index edge cases."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import jieba
+import pytest
+
+from gateway.bot import BotSettings, DecisionKind, FaqBot, FaqEntry, load_faq
+from gateway.bot.engine import _lead
+from gateway.bot.eval import read_cases
+from gateway.bot.normalize import clauses, clauses_many
+from gateway.bot.orders import strip_orders
+from gateway.bot.segment import Segmenter
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+
+
+@pytest.fixture(scope="module")
+def bot() -> FaqBot:
+    return FaqBot.build(load_faq(ROOT / "configs" / "faq.toml"), BotSettings())
+
+
+def _texts() -> list[str]:
+    out: list[str] = []
+    for faq, cases in (
+        (ROOT / "configs" / "faq.toml", DATA / "faq_cases.jsonl"),
+        (DATA / "heldout_faq.toml", DATA / "heldout_cases.jsonl"),
+    ):
+        out.extend(t for e in load_faq(faq) for t in e.texts)
+        out.extend(c.text for c in read_cases(cases))
+    return out
+
+
+def test_segmenter_cuts_like_jieba() -> None:
+    """Same dictionary, same words as jieba's accurate mode without HMM, and the same HMM finds."""
+    user = ["运费险", "以旧换新", "7天"]
+    seg = Segmenter(user)
+    tk = jieba.Tokenizer()
+    tk.initialize()
+    for w in user:
+        tk.add_word(w, 20000)
+    sample = [c for t in _texts() for c in clauses(t)]
+    sample += ["iphone15promax多少钱", "abc12中文x", "㐀测试", "运费险怎么理赔48小时"]
+    for c in [*random.Random(3).sample(sample, 400), *sample[-4:]]:
+        assert seg.cut(c) == [w for w in tk.cut(c, HMM=False) if w.strip()], c
+        assert seg.discover(c) == [w for w in tk.cut(c, HMM=True) if len(w) >= 2 and not seg.knows(w)], c
+
+
+def test_segmenter_repeated_word_changes_nothing() -> None:
+    seg = Segmenter(["运费险"])
+    version = seg.version
+    seg.add_word("运费险")
+    assert seg.version == version
+
+
+def test_normalization_rules() -> None:
+    assert clauses("包不包邮？") == ["包邮"]
+    assert clauses("能不能发顺丰") == ["能发顺丰"]
+    assert clauses("有没有货") == ["有货"]
+    assert clauses("七天无理由") == ["7天无理由"]
+    assert clauses("十五天价保，两件包邮") == ["15天价保", "2件包邮"]
+    assert clauses("等一下") == ["等一下"]  # no unit: not a number
+    assert clauses("什麼時候發貨！！") == ["什么时候发货"]
+
+
+def test_clauses_many_equals_clauses() -> None:
+    texts = [*_texts()[:500], "啊啊啊", "ＡＢＣ好", "line\nbreak", ""]
+    assert clauses_many(texts) == [clauses(t) for t in texts]
+
+
+def test_order_labels_go_with_the_number() -> None:
+    assert strip_orders("订单号：231127-123456789012345").strip() == ""
+    assert strip_orders("订单6919839412342345678什么时候发货").strip() == "什么时候发货"
+
+
+def test_aspect_particle_inside_a_word(bot: FaqBot) -> None:
+    analyze = bot._analyzer.analyze
+    assert analyze("付完款多久发货", query=True).terms == analyze("付款多久发货", query=True).terms
+    assert "下单" in bot._analyzer._rejoin("下了单还能改吗")
+
+
+def test_issue_words_keep_problem_reports_from_answers(bot: FaqBot) -> None:
+    d = bot.decide("优惠券过期了还能用吗")
+    assert d.kind is not DecisionKind.ANSWER and "issue:过期" in d.reasons
+    # an entry about that very problem still answers it
+    d = bot.decide("发错货了怎么办")
+    assert d.kind is DecisionKind.ANSWER and d.faq == "wrong_item"
+    # 少 counts as a word of its own, not inside 多少
+    assert not any(r.startswith("issue:") for r in bot.decide("运费多少钱").reasons)
+
+
+def test_margin_is_compared_on_log_odds() -> None:
+    assert _lead(0.99, 0.95) > 0.10
+    assert _lead(0.60, 0.56) < 0.10
+    assert _lead(0.5, 0.0) > 0.49
+    assert _lead(0.7, 0.7) == pytest.approx(0.0)
+
+
+def test_empty_faq_and_entry_without_words() -> None:
+    empty = FaqBot.build([])
+    assert empty.faq_count == 0
+    assert empty.decide("什么时候发货").kind is DecisionKind.HANDOFF
+    assert empty.decide("你好").kind is DecisionKind.SMALLTALK
+    b = FaqBot.build(
+        [FaqEntry("hi", "你好吗", "好"), FaqEntry("ship", "包邮吗", "满99包邮", keywords=("包邮",))]
+    )
+    assert b.decide("包不包邮").faq == "ship"
+    assert b.decide("你好吗").faq == "hi"  # its question is all fillers, yet typing it answers
+
+
+def test_feature_rows_match_single_entry_features(bot: FaqBot) -> None:
+    index = bot._index
+    q = index.prepare(bot._analyzer.analyze("亲，快递一般几天能到呀", query=True))
+    cands = index.candidates(q)
+    assert cands
+    matrix = index.feature_matrix(q, cands)
+    for row, e in zip(matrix.tolist(), cands, strict=True):
+        assert tuple(index.features(q, e)) == pytest.approx(tuple(row))
