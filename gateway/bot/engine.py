@@ -39,8 +39,6 @@ class FaqBot:
         self._index = index
         self._rules = rules
         self._vip_priority = Priority(settings.vip_priority)
-        # Problem words each entry mentions itself (its texts and keywords): a message
-        # reporting another problem is not answered from that entry.
         # every FAQ text and keyword normalized once (case, script, punctuation, fillers)
         texts = list(dict.fromkeys(t for e in self._entries for t in (*e.texts, *e.keywords)))
         parts = dict(zip(texts, analyzer.clauses_many(texts), strict=True))
