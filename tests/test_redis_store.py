@@ -329,11 +329,16 @@ async def test_free_sets_mirror_agent_state(redis_server: RedisServer) -> None:
                 await _apply(s, await story.next(s))
                 if step % 10:
                     continue
+                agents = await s.list_agents()
                 for skill in ("presale", "aftersale", "logistics"):
-                    free = dict(await r.zrange(keys.free(skill), 0, -1, withscores=True))
-                    want = {a.id: len(a.held) / a.capacity for a in await s.list_agents()
+                    members = await r.zrange(keys.free(skill), 0, -1, withscores=True)
+                    want = {a.id: len(a.held) / a.capacity for a in agents
                             if skill in a.skills and a.status is ONLINE and len(a.held) < a.capacity}
-                    assert free == want, (step, skill)
+                    assert {m.split(":", 1)[1]: score for m, score in members} == want, (step, skill)
+                    # the zset's order is the policy's order: load, then longest idle, then id
+                    by_policy = sorted((a for a in agents if a.id in want),
+                                       key=lambda a: (len(a.held) / a.capacity, a.last_assigned, a.id))
+                    assert [m.split(":", 1)[1] for m, _ in members] == [a.id for a in by_policy], (step, skill)
         finally:
             await r.aclose()
 

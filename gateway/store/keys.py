@@ -16,9 +16,11 @@ Layout (``<p>`` is the prefix)::
     <p>cust:<customer>         string   the customer's current conversation
     <p>agents                  set      every registered agent id
     <p>agent:<agent>           hash     name, skills (JSON), capacity, status, last_assigned,
-                                        ref (JSON {"id","name"}), session, instance
+                                        stamp_us, fm (its free-set member), ref (JSON {"id","name"}),
+                                        session, instance
     <p>held:<agent>            list     held conversations, assignment order
-    <p>free:<skill>            zset     online agents with room, score held/capacity
+    <p>free:<skill>            zset     online agents with room, score held/capacity,
+                                        member "<last assigned µs, 16 digits>:<agent>"
     <p>queue:<skill>           zset     waiting conversations, score priority.rank*1e13 + ticket
     <p>queues                  set      skills that ever had a queue
     <p>tickets                 counter  arrival tickets

@@ -11,7 +11,7 @@ local agent = ARGV[1]
 local created = 0
 local old = redis.call('HGET', KEYS[2], 'skills')
 if old then
-  for _, s in ipairs(cjson.decode(old)) do redis.call('ZREM', P .. 'free:' .. s, agent) end
+  unfile_agent(agent, old)
 else
   created = 1
   redis.call('HSET', KEYS[2], 'status', 'offline', 'last_assigned', '0')

@@ -3,59 +3,78 @@
 --
 -- free:<skill> holds exactly the agents that can take <skill> (online, with
 -- room), scored held/capacity; refresh_agent keeps it true after every change.
+-- Its members are "<last assigned, µs, 16 digits>:<agent id>", so within one
+-- score the zset's own order is the tie-break (longest idle, then smaller id)
+-- and the first member is the policy's choice: picking is O(log n).
 -- queue:<skill> scores are priority.rank * 1e13 + ticket (policy.queue_score).
 
 local RANK = {urgent = 0, high = 1, normal = 2}
 local RANK_SPAN = 10000000000000
+local STAMP_DIGITS = 16
 
+local function free_member(agent, stamp_us)
+  local us = stamp_us or '0'
+  return string.rep('0', STAMP_DIGITS - #us) .. us .. ':' .. agent
+end
+
+local function member_agent(member)
+  return string.sub(member, STAMP_DIGITS + 2)
+end
+
+-- Put the agent in (or out of) the free set of each of its skills. ``fm`` in
+-- the agent hash remembers the member it is filed under.
 local function refresh_agent(agent)
-  local a = redis.call('HMGET', P .. 'agent:' .. agent, 'status', 'capacity', 'skills')
+  local ak = P .. 'agent:' .. agent
+  local a = redis.call('HMGET', ak, 'status', 'capacity', 'skills', 'fm', 'stamp_us')
   if not a[2] then return end
+  local skills = cjson.decode(a[3])
+  local member = free_member(agent, a[5])
+  if a[4] and a[4] ~= member then
+    for _, s in ipairs(skills) do redis.call('ZREM', P .. 'free:' .. s, a[4]) end
+  end
   local cap = tonumber(a[2])
   local held = redis.call('LLEN', P .. 'held:' .. agent)
   local free = a[1] == 'online' and held < cap
-  for _, s in ipairs(cjson.decode(a[3])) do
+  for _, s in ipairs(skills) do
     if free then
-      redis.call('ZADD', P .. 'free:' .. s, string.format('%.17g', held / cap), agent)
+      redis.call('ZADD', P .. 'free:' .. s, string.format('%.17g', held / cap), member)
     else
-      redis.call('ZREM', P .. 'free:' .. s, agent)
+      redis.call('ZREM', P .. 'free:' .. s, member)
     end
   end
+  redis.call('HSET', ak, 'fm', member)
+end
+
+-- Take the agent out of the free sets of ``skills`` (a JSON list), before they change.
+local function unfile_agent(agent, skills)
+  local fm = redis.call('HGET', P .. 'agent:' .. agent, 'fm')
+  if not fm then return end
+  for _, s in ipairs(cjson.decode(skills)) do redis.call('ZREM', P .. 'free:' .. s, fm) end
 end
 
 -- A strictly increasing assignment stamp from the server clock (integer
 -- microseconds), so "longest idle" orders assignments exactly as they
--- happened, whichever instance did them. Returned as Unix seconds.
-local function next_stamp()
+-- happened, whichever instance did them. Sets both forms on the agent.
+local function stamp_agent(ak)
   local t = redis.call('TIME')
   local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local last = tonumber(redis.call('GET', P .. 'stamp') or '0')
   if us <= last then us = last + 1 end
-  redis.call('SET', P .. 'stamp', string.format('%.0f', us))
-  return string.format('%d.%06d', math.floor(us / 1000000), us % 1000000)
+  local digits = string.format('%.0f', us)
+  redis.call('SET', P .. 'stamp', digits)
+  redis.call('HSET', ak, 'stamp_us', digits,
+             'last_assigned', string.format('%d.%06d', math.floor(us / 1000000), us % 1000000))
 end
 
 -- Least loaded (held/capacity) agent that can take ``skill``, ties to the
--- longest idle, then to the smaller id (zset order within one score).
+-- longest idle, then to the smaller id: the first member of free:<skill>
+-- (the second when the first is excluded).
 local function pick_agent(skill, exclude)
-  local fk = P .. 'free:' .. skill
-  local best, best_load, best_last = nil, nil, nil
-  local offset, page = 0, 64
-  while true do
-    local batch = redis.call('ZRANGE', fk, '-inf', '+inf', 'BYSCORE', 'LIMIT', offset, page, 'WITHSCORES')
-    for i = 1, #batch, 2 do
-      local id, load = batch[i], tonumber(batch[i + 1])
-      if best and load > best_load then return best end
-      if id ~= exclude then
-        local last = tonumber(redis.call('HGET', P .. 'agent:' .. id, 'last_assigned')) or 0
-        if not best or last < best_last then
-          best, best_load, best_last = id, load, last
-        end
-      end
-    end
-    if #batch < 2 * page then return best end
-    offset = offset + page
+  for _, m in ipairs(redis.call('ZRANGE', P .. 'free:' .. skill, 0, 1)) do
+    local id = member_agent(m)
+    if id ~= exclude then return id end
   end
+  return nil
 end
 
 -- ``agent`` takes ``conv``: held list, stamp, conversation state, the
@@ -63,7 +82,7 @@ end
 local function hold(agent, conv)
   local ak = P .. 'agent:' .. agent
   redis.call('RPUSH', P .. 'held:' .. agent, conv)
-  redis.call('HSET', ak, 'last_assigned', next_stamp())
+  stamp_agent(ak)
   redis.call('HSET', P .. 'conv:' .. conv, 'state', 'assigned', 'agent', agent, 'had_agent', agent)
   refresh_agent(agent)
   append_entry(conv, '{"type":"assigned","agent":' .. redis.call('HGET', ak, 'ref'))
