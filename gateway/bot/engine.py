@@ -39,9 +39,8 @@ class FaqBot:
         self._index = index
         self._rules = rules
         self._vip_priority = Priority(settings.vip_priority)
-        # every FAQ text and keyword normalized once (case, script, punctuation, fillers)
-        texts = list(dict.fromkeys(t for e in self._entries for t in (*e.texts, *e.keywords)))
-        parts = dict(zip(texts, analyzer.clauses_many(texts), strict=True))
+        # every FAQ text and keyword normalized (case, script, punctuation, fillers)
+        parts = index.parts
         # Problem words each entry mentions itself (its texts and keywords): a message
         # reporting another problem is not answered from that entry.
         words = {"".join(clauses(w)) for w in settings.issue_words}
@@ -98,14 +97,17 @@ class FaqBot:
         # New words jieba's HMM finds in the FAQ (运费险, 以旧换新) become user words when
         # at least two questions use them; one-off finds are mostly noise (能发, 拍错).
         # Questions only: running the HMM over every paraphrase costs seconds on a large FAQ.
+        # (normalization does not depend on the tokenizer: every text is normalized once, here)
+        texts = list(dict.fromkeys(t for e in entries for t in (*e.texts, *e.keywords)))
+        parts = dict(zip(texts, analyzer.clauses_many(texts), strict=True))
         found: dict[str, int] = {}
         for e in entries:
-            for w in {w for c in analyzer.clauses(e.question) for w in segmenter.discover(c)}:
+            for w in {w for c in parts[e.question] for w in segmenter.discover(c)}:
                 found[w] = found.get(w, 0) + 1
         for w, count in found.items():
             if count >= 2:
                 segmenter.add_word(w, 2000)
-        index = FaqIndex(entries, analyzer)
+        index = FaqIndex(entries, analyzer, parts)
         rules = Rules(
             handoff_phrases=settings.handoff_phrases,
             urgent_words=settings.urgent_words,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -253,12 +253,21 @@ class FaqIndex:
 
     CANDIDATES = 8
 
-    def __init__(self, entries: Sequence[FaqEntry], analyzer: Analyzer) -> None:
+    def __init__(
+        self,
+        entries: Sequence[FaqEntry],
+        analyzer: Analyzer,
+        parts: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """``parts``: ``analyzer.clauses`` of the entries' texts and keywords, if already known."""
         self.analyzer = analyzer
         self.n = len(entries)
-        # every distinct text (questions, paraphrases, keywords) analyzed once
+        # every distinct text (questions, paraphrases, keywords) normalized and analyzed once
         unique = list(dict.fromkeys(t for e in entries for t in (*e.texts, *e.keywords)))
-        analyze = dict(zip(unique, analyzer.analyze_many(unique), strict=True)).__getitem__
+        if parts is None:
+            parts = dict(zip(unique, analyzer.clauses_many(unique), strict=True))
+        self.parts = parts
+        analyze = {t: analyzer.analyze_clauses(parts[t]) for t in unique}.__getitem__
 
         self.docs: list[list[Doc]] = []
         self.keywords: list[tuple[str, ...]] = []
