@@ -60,7 +60,7 @@ def short(frame: str) -> str:
 def summarize(collapsed: Path, top: int = 30) -> str:
     self_t: Counter[str] = Counter()
     incl: Counter[str] = Counter()
-    total = 0
+    total = idle = 0
     for line in collapsed.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit():
@@ -69,13 +69,17 @@ def summarize(collapsed: Path, top: int = 30) -> str:
         frames = [short(f) for f in stack.split(";") if f]
         if not frames:
             continue
+        if frames[-1].startswith("_worker (concurrent/futures/thread.py"):
+            idle += count  # an executor thread waiting for work: py-spy counts it as active
+            continue
         total += count
         self_t[frames[-1]] += count
         for f in set(frames):
             incl[f] += count
     if not total:
         return "no samples"
-    out = [f"{total} samples", "", f"top {top} by self time (share of all samples):"]
+    out = [f"{total} samples ({idle} of idle executor threads left out)", "",
+           f"top {top} by self time (share of all samples):"]
     out += [f"  {n / total * 100:5.1f}%  {f}" for f, n in self_t.most_common(top)]
     out += ["", f"top {top} by inclusive time:"]
     out += [f"  {n / total * 100:5.1f}%  {f}" for f, n in incl.most_common(top)]
@@ -89,14 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=1500.0, help="offered customer messages/s")
     p.add_argument("--seconds", type=float, default=15.0, help="profiled seconds")
     p.add_argument("--customers", type=int, default=1000)
-    p.add_argument("--rate-hz", type=int, default=250, help="py-spy samples per second")
+    p.add_argument("--rate-hz", type=int, default=100, help="py-spy samples per second")
     p.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
     p.add_argument("--idle", action="store_true", help="py-spy --idle (count waiting threads too)")
     p.add_argument("--no-compression", action="store_true")
     p.add_argument("--snapshot", nargs="?", const="HEAD", default="", metavar="REF",
                    help="profile the gateway as committed at REF (default HEAD), not the working tree")
     p.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "gateway-profile")
+    p.add_argument("--summarize", type=Path, metavar="PROFILE_TXT", help="only summarize a recorded profile.txt")
     a = p.parse_args(argv)
+    if a.summarize:
+        print(summarize(a.summarize))
+        return 0
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(pyspy).exists():
         print("py-spy is not installed: .venv/bin/pip install py-spy", file=sys.stderr)
@@ -104,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     a.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="gw-prof-"))
-    flags = ["--rate", str(a.rate), "--customers", str(a.customers), "--warmup", "3",
+    flags = ["--rate", str(a.rate), "--handoff-rate", str(a.rate), "--customers", str(a.customers), "--warmup", "3",
              "--duration", str(a.seconds + 2), "--repeat", "1"]
     if a.no_compression:
         flags.append("--no-compression")
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(float(spec["warmup"]))
         collapsed = a.out / "profile.txt"
         cmd = [pyspy, "record", "--pid", str(gateway.pid), "--duration", str(int(a.seconds)), "--rate",
-               str(a.rate_hz), "--format", "raw", "--output", str(collapsed), "--nonblocking"]
+               str(a.rate_hz), "--format", "raw", "--output", str(collapsed)]
         if a.native:
             cmd.append("--native")
         if a.idle:
