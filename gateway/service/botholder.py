@@ -13,6 +13,9 @@ from gateway.errors import ConfigError
 
 log = logging.getLogger("gateway.bot")
 
+CACHE_ENTRIES = 20_000
+CACHE_TEXT_CHARS = 64
+
 
 class BotHolder:
     def __init__(self, faq_path: str, raw_settings: Mapping[str, Any]) -> None:
@@ -20,6 +23,9 @@ class BotHolder:
         self.settings = BotSettings.from_mapping(raw_settings)
         self._bot: FaqBot | None = None
         self._lock = asyncio.Lock()
+        # Customers repeat the same short questions (and click the same suggestion chips):
+        # decisions are pure and frozen, so short texts are answered from a bounded cache.
+        self._cache: dict[tuple[str, bool], BotDecision] = {}
 
     def build(self) -> FaqBot:
         """Load the FAQ and build a bot (CPU work: call it off the event loop)."""
@@ -31,6 +37,7 @@ class BotHolder:
         async with self._lock:
             bot = await asyncio.to_thread(self.build)
             self._bot = bot  # one reference swap: requests see the old bot or the new, never half
+            self._cache = {}
             log.info("event=faq_loaded path=%s entries=%d", self.faq_path, bot.faq_count)
             return bot.faq_count
 
@@ -47,6 +54,17 @@ class BotHolder:
         return self._bot.faq_count if self._bot is not None else 0
 
     def decide(self, text: str, *, vip: bool = False) -> BotDecision:
-        if self._bot is None:
+        bot = self._bot
+        if bot is None:
             raise RuntimeError("the bot is not loaded")
-        return self._bot.decide(text, vip=vip)
+        if len(text) > CACHE_TEXT_CHARS:
+            return bot.decide(text, vip=vip)
+        key = (text, vip)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = bot.decide(text, vip=vip)
+            cache = self._cache
+            if len(cache) >= CACHE_ENTRIES:
+                cache.clear()  # crude but O(1); the hot questions come back within seconds
+            cache[key] = hit
+        return hit
