@@ -100,9 +100,9 @@ def settle(pids: list[int], busy_below: float = 0.1, timeout: float = 90.0) -> f
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         before = [proc_cpu_s(p) or 0.0 for p in pids]
-        time.sleep(0.5)
+        time.sleep(0.3)
         after = [proc_cpu_s(p) or 0.0 for p in pids]
-        if sum(b - a for a, b in zip(before, after, strict=True)) / 0.5 < busy_below:
+        if sum(b - a for a, b in zip(before, after, strict=True)) / 0.3 < busy_below:
             break
     return time.monotonic() - t0
 
@@ -919,18 +919,28 @@ class Bench:
         self.note = ""
         self.steps = 0
         self.source = ""
+        self.echo_runs: dict[str, list[dict[str, Any]]] = {}
+        self.capacity_echo: dict[str, Any] = {}
         self.active_pids: list[int] = []  # every server this run started: steps wait for them to go quiet
 
     def plan(self) -> int:
         st = self.st
         per = 2 if st.baseline else 1
         n = 0
-        for _store in st.stores:
+        for store in st.stores:
+            first = not st.quick or store == st.stores[0]  # the smoke run reuses the first store's echo steps
+            p = per if first else 1
             for s in st.scenarios:
-                n += (1 if s == "connections" else st.repeat) * per
+                n += (1 if s == "connections" else st.repeat) * p
                 if s == "faq":
-                    n += per + (len(st.sweep) * per if (not st.quick or _store == st.stores[0]) else 0)
+                    n += p + (len(st.sweep) * per if first else 0)
         return n
+
+    def reuse_echo(self, name: str, store: str) -> list[dict[str, Any]] | None:
+        """The smoke run measures the echo baseline with the first store only and reuses it."""
+        if self.st.quick and store != self.st.stores[0]:
+            return self.echo_runs.get(name)
+        return None
 
     def step(self, spec: dict[str, Any], label: str, prog: Progress, pids: dict[str, int]) -> dict[str, Any]:
         self.steps += 1
@@ -1003,9 +1013,10 @@ class Bench:
         try:
             for name in st.scenarios:
                 spec = scenario_spec(name, st, self.questions, self.handoffs)
-                sweeps = len(st.sweep) if (not st.quick or store == st.stores[0]) else 0
-                n_steps = ((1 if name == "connections" else st.repeat)
-                           + ((sweeps + 1) if name == "faq" else 0)) * (2 if st.baseline else 1)
+                first = not st.quick or store == st.stores[0]
+                per = (2 if first else 1) if st.baseline else 1
+                n_steps = ((1 if name == "connections" else st.repeat) + (1 if name == "faq" else 0)) * per
+                n_steps += len(st.sweep) * (2 if st.baseline else 1) if (name == "faq" and first) else 0
                 # a fresh gateway per scenario (one per store in the quick run)
                 if gateway is not None and (not st.quick or not gateway.alive()):
                     gateway.stop()
@@ -1049,9 +1060,11 @@ class Bench:
                                      f"{name}/{store} gateway{rep}", prog, pids))
             if not gateway.alive():
                 raise RuntimeError(f"the gateway died: {tail(gateway.log, 3)}")
-            if self.echo is not None:
+            if self.echo is not None and self.reuse_echo(name, store) is None:
                 echo_runs.append(self.step({**spec, "url": echo_url, "target": "echo", "seed": i + 1},
                                            f"{name}/{store} echo{rep}", prog, echo_pids))
+        echo_runs = self.reuse_echo(name, store) or echo_runs
+        self.echo_runs[name] = echo_runs
         row = build_row(name, store, spec, st, gw_runs, echo_runs)
         row["server_rss_kb_end"] = proc_rss_kb(gateway.pid)
         if name == "faq":
@@ -1069,7 +1082,9 @@ class Bench:
         row["capacity_ack_p99_ms"] = g["ack_p99_ms"]
         row["capacity_cpu_ms_per_msg"] = g["cpu_ms_per_msg"]
         if echo_url:
-            e = self.step({**cap, "url": echo_url, "target": "echo"}, f"faq/{store} capacity echo", prog, echo_pids)
+            e = self.capacity_echo if (st.quick and self.capacity_echo) else self.step(
+                {**cap, "url": echo_url, "target": "echo"}, f"faq/{store} capacity echo", prog, echo_pids)
+            self.capacity_echo = e
             row["baseline_capacity"] = e["throughput"]
             row["baseline_capacity_cpu_ms_per_msg"] = e["cpu_ms_per_msg"]
             row["capacity_ratio"] = ratio(row["capacity"], e["throughput"])
