@@ -144,7 +144,14 @@ class RedisStore(Store):
         After a connection error the pool's idle connections are dropped too:
         they point at the same (dead or restarted) server, and each would fail
         one more request after Redis is back.
+
+        It also gives back a cancellation the client library swallowed: on
+        Python 3.11 ``asyncio.wait_for`` (used by redis-py to send every
+        command) drops a cancel that lands just as the send completes, and the
+        caller's loop would then run on after being told to stop.
         """
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         try:
             yield
         except (rex.ConnectionError, rex.TimeoutError, OSError, TimeoutError) as e:
@@ -155,6 +162,8 @@ class RedisStore(Store):
             if str(e).split(" ", 1)[0] in _UNAVAILABLE_REPLIES:
                 raise StoreUnavailable(f"redis {what}: {e}") from e
             raise
+        if task is not None and task.cancelling() > cancels:
+            raise asyncio.CancelledError(f"cancelled during redis {what}")
 
     # lifecycle -------------------------------------------------------
     async def start(self, listener: BusListener) -> None:
