@@ -353,3 +353,14 @@ async def test_free_sets_mirror_agent_state(redis_server: RedisServer) -> None:
 
 def test_lua_sources_exist_as_package_files() -> None:
     assert (Path(lua.__file__).parent / "includes" / "routing.lua").is_file()
+
+
+def test_open_store_and_resync_topic_match_the_service() -> None:
+    from gateway.service.delivery import RESYNC as SERVICE_RESYNC
+    from gateway.store import open_store
+
+    assert RESYNC == SERVICE_RESYNC  # the store cannot import the service layer; keep them equal
+    s = open_store("redis://127.0.0.1:1/0", "ns", instance="i-1")
+    assert isinstance(s, RedisStore) and s.instance == "i-1" and s.keys.prefix == "gw:{ns}:"
+    s.configure(agent_grace_s=7.5)
+    assert s.agent_grace_s == 7.5
