@@ -254,7 +254,7 @@ def test_faq_answer_and_suggestion_chip(gateway: Any, tabs: Callable[..., Tab]) 
     wait_count(page, ".gw-from-bot", 1)
     assert bot_bubbles(page) == [FAQ_ANSWERS["什么时候发货"]]
 
-    say(page, "发货")  # close to several questions: the bot offers them as chips
+    say(page, "快递")  # close to several questions: the bot offers them as chips
     wait_count(page, ".gw-from-bot", 2)
     chips = page.locator(".gw-from-bot").nth(1).locator(".gw-chip")
     assert chips.count() >= 2
@@ -391,7 +391,7 @@ def test_reload_resumes_with_history(gateway: Any, tabs: Callable[..., Tab]) -> 
     page = open_chat(tab, gateway.http_url)
     say(page, "什么时候发货")
     wait_count(page, ".gw-from-bot", 1)
-    say(page, "发货")
+    say(page, "快递")
     wait_count(page, ".gw-from-bot .gw-chip", 1)
     before = chat_rows(page)
     conv = conversation_id(page)
