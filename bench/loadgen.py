@@ -211,6 +211,13 @@ class LoadGen:
         self.drain = float(spec.get("drain", 35))
         self.handoff_share = float(spec.get("handoff_share", 0.0))
         self.questions: list[str] = list(spec.get("faq_questions") or ["什么时候发货"])
+        self.prefixes: list[str] = list(spec.get("prefixes") or [""])
+        self.suffixes: list[str] = list(spec.get("suffixes") or [""])
+        self.fresh_share = float(spec.get("fresh_share", 0.0))
+        self.variants = len(self.questions) * len(self.prefixes) * len(self.suffixes)
+        self._stride = self._coprime_stride(self.variants)
+        self._vpos = random.Random(spec.get("seed", 1) * 7919).randrange(max(1, self.variants))
+        self.fresh_sent = 0
         self.handoff_texts: list[str] = list(spec.get("handoff_texts") or ["转人工"])
         self.agent_specs: list[dict[str, str]] = [] if self.echo else list(spec.get("agents") or [])
         self.think_s = float(spec.get("think_s", 0.2))
@@ -436,7 +443,7 @@ class LoadGen:
         c.idle = False
         if kind == "faq":
             c.fifo.append(r)
-            text = self.questions[self.seq % len(self.questions)]
+            text = self.question()
         else:
             c.handoff = r
             text = self.handoff_texts[self.seq % len(self.handoff_texts)]
@@ -449,6 +456,29 @@ class LoadGen:
             c.pending.pop(fid, None)
             return
         r.t_sent = now
+
+    @staticmethod
+    def _coprime_stride(n: int) -> int:
+        stride = max(1, int(n * 0.618)) | 1
+        while n > 1 and math.gcd(stride, n) != 1:
+            stride += 2
+        return stride
+
+    def question(self) -> str:
+        """A repeated common text, or (``fresh_share`` of the time) the next fresh variant.
+
+        Fresh variants walk a permutation of prefix x question x suffix, so none repeats
+        before all of them were sent; the bare questions themselves are skipped there."""
+        nq = len(self.questions)
+        if self.variants > nq and self.rng.random() < self.fresh_share:
+            while True:
+                self._vpos = (self._vpos + self._stride) % self.variants
+                q, rest = self._vpos % nq, self._vpos // nq
+                p, x = rest % len(self.prefixes), rest // len(self.prefixes)
+                if self.prefixes[p] or self.suffixes[x]:
+                    self.fresh_sent += 1
+                    return self.prefixes[p] + self.questions[q] + self.suffixes[x]
+        return self.questions[self.seq % nq]
 
     def pick(self, kind: str) -> Customer | None:
         while self.idle:
@@ -671,6 +701,7 @@ class LoadGen:
             "sent_total": len(self.reqs),
             "acked_in_window": acked_in_window,
             "faq_sent": len(faq),
+            "fresh_sent": self.fresh_sent,
             "handoff_sent": len(hand),
             "skipped": self.skipped,
             "acked": sum(1 for r in measured if r.t_ack),

@@ -30,7 +30,7 @@ from bench.loadgen import raise_nofile
 from bench.run import (
     ROOT,
     parse_args,
-    pick_questions,
+    pick_texts,
     scenario_spec,
     snapshot,
     start_gateway,
@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     st = parse_args(flags)
     if a.snapshot:
         st.src, st.commit = snapshot(a.snapshot, tmp / "src")
-    questions, handoffs, note = pick_questions(write_bench_config(tmp, st, "probe"), st)
-    print(f"texts: {note}")
+    texts = pick_texts(write_bench_config(tmp, st, "probe"), st)
+    print(f"texts: {texts['note']}")
     redis = None
     gateway = None
     try:
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             redis = start_redis(tmp)
             url = f"redis://127.0.0.1:{redis.port}/0"  # type: ignore[attr-defined]
         gateway = start_gateway(tmp, st, url, "profile")
-        spec: dict[str, Any] = {**scenario_spec(a.scenario, st, questions, handoffs),
+        spec: dict[str, Any] = {**scenario_spec(a.scenario, st, texts),
                                 "url": f"ws://127.0.0.1:{gateway.port}", "target": "gateway",  # type: ignore[attr-defined]
                                 "pids": {"server": gateway.pid, **({"redis": redis.pid} if redis else {})},
                                 "tag": "prof"}

@@ -139,6 +139,7 @@ class Settings:
     think_s: float
     hold_s: float
     arrival: str
+    fresh_share: float
     sweep: list[float]
     sweep_duration: float
     capacity_concurrency: int
@@ -178,6 +179,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--think", type=float, help="agent think time before the first reply, s (default 0.2)")
     p.add_argument("--hold", type=float, help="seconds an agent keeps a conversation after replying (default 0.3)")
     p.add_argument("--arrival", choices=("poisson", "fixed"), default="poisson", help="open-loop arrivals")
+    p.add_argument("--fresh-share", type=float, default=0.5,
+                   help="share of bot questions phrased in a way the bot has not seen yet (default 0.5); the rest "
+                   "repeat common texts (a decision cache answers those)")
     p.add_argument("--sweep", help="offered rates for the latency plot, comma list, or 'none' "
                    "(default 100,250,500,1000,1500,2000,3000)")
     p.add_argument("--sweep-duration", type=float, help="seconds per sweep point (default 5)")
@@ -220,6 +224,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         burst_rate=a.burst_rate, idle_s=pick(a.idle, 5.0, 0.5),
         agents=pick(a.agents, 30, 4), capacity=pick(a.capacity, 30, 10),
         think_s=pick(a.think, 0.2, 0.05), hold_s=pick(a.hold, 0.3, 0.05), arrival=a.arrival,
+        fresh_share=min(1.0, max(0.0, a.fresh_share)),
         sweep=sweep, sweep_duration=pick(a.sweep_duration, 5.0, 1.0),
         capacity_concurrency=pick(a.concurrency, 64, 8), capacity_duration=pick(None, 5.0, 1.0),
         compression=not a.no_compression, log_level=a.log_level, out=out, plot=not a.no_plot,
@@ -413,23 +418,25 @@ def redis_flush(port: int) -> None:
 # ------------------------------------------------------------------ the FAQ texts
 
 
-def pick_questions(config_path: Path, st: Settings) -> tuple[list[str], list[str], str]:
-    """Texts the bot answers and handoff texts (bench/texts.py, run against the gateway under test)."""
+def pick_texts(config_path: Path, st: Settings) -> dict[str, Any]:
+    """What customers send (bench/texts.py, run against the gateway under test): questions the bot
+    answers, prefixes/suffixes for fresh variants, handoff texts, and a note saying what was found."""
     cases = st.src / "tests" / "data" / "faq_cases.jsonl"
     try:
         out = subprocess.run([PY, str(ROOT / "bench" / "texts.py"), str(config_path), str(cases)], cwd=st.src,
                              env=gateway_env(st), capture_output=True, text=True, timeout=300)
         if out.returncode == 0:
-            d = json.loads(out.stdout)
+            d: dict[str, Any] = json.loads(out.stdout)
             if d["questions"] and d["handoffs"]:
-                return d["questions"], d["handoffs"], d["note"]
+                return d
             note = "the bot answered none of the texts" if not d["questions"] else "no handoff text is handed off"
         else:
             note = (out.stderr.strip().splitlines() or ["?"])[-1]
     except (OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         note = repr(e)
     # the FAQ is being edited by others: fall back, say so
-    return ["什么时候发货"], ["转人工"], "fallback texts only (could not check the FAQ with the bot: " + note + ")"
+    return {"questions": ["什么时候发货"], "handoffs": ["转人工"], "prefixes": [""], "suffixes": [""],
+            "note": "fallback texts only (could not check the FAQ with the bot: " + note + ")"}
 
 
 # ------------------------------------------------------------------ the progress bar
@@ -502,12 +509,14 @@ def run_step(spec: dict[str, Any], tmp: Path, progress: Progress, label: str, ti
 # ------------------------------------------------------------------ the scenarios
 
 
-def scenario_spec(name: str, st: Settings, questions: list[str], handoffs: list[str]) -> dict[str, Any]:
+def scenario_spec(name: str, st: Settings, texts: dict[str, Any]) -> dict[str, Any]:
     rate = st.rate or (200.0 if st.quick else 2000.0)
     agents = [{"id": a["id"], "token": a["token"]} for a in bench_agents(st.agents, st.capacity)]
     base: dict[str, Any] = {
         "arrival": st.arrival, "duration": st.duration, "warmup": st.warmup, "drain": st.drain,
-        "customers": st.customers, "faq_questions": questions, "handoff_texts": handoffs,
+        "customers": st.customers, "faq_questions": texts["questions"], "handoff_texts": texts["handoffs"],
+        "prefixes": texts.get("prefixes") or [""], "suffixes": texts.get("suffixes") or [""],
+        "fresh_share": st.fresh_share,
         "agents": agents, "think_s": st.think_s, "hold_s": st.hold_s, "compression": st.compression,
     }
     if name == "faq":
@@ -524,16 +533,19 @@ def scenario_spec(name: str, st: Settings, questions: list[str], handoffs: list[
 
 def workload_text(name: str, spec: dict[str, Any], st: Settings) -> str:
     arr = "Poisson" if spec["arrival"] == "poisson" else "evenly spaced"
-    comp = "permessage-deflate on" if st.compression else "no compression"
+    comp = "clients offer permessage-deflate, as browsers do" if st.compression else "clients offer no compression"
     common = (f"latency from each message's scheduled send time; {st.repeat} repetition(s) of "
               f"{spec['warmup']:g} s warm-up + {spec['duration']:g} s measured; {comp}")
     agents = (f"{st.agents} agents x capacity {st.capacity} (all skills), reply after {spec['think_s']:g} s "
               f"think time, close {spec['hold_s']:g} s later")
     nq = len(spec["faq_questions"])
+    nv = nq * len(spec["prefixes"]) * len(spec["suffixes"])
+    mix = (f"{spec['fresh_share']:.0%} of the questions are fresh variants the bot has not seen (one of {nv} "
+           f"prefix+question+suffix texts, none repeated within a step), the rest repeat one of {nq} common texts")
     if name == "faq":
         return (f"open loop, {arr} arrivals at {spec['rate']:g} msg/s over {spec['customers']} connected "
-                f"customers; every message is one of {nq} texts the bot answers (customer phrasings from the FAQ eval "
-                f"cases and the FAQ's questions, checked with the bot before the run); {common}. "
+                f"customers; every message is a question the bot answers (customer phrasings from the FAQ eval "
+                f"cases and the FAQ's questions, checked with the bot before the run): {mix}; {common}. "
                 f"Capacity: closed loop, {st.capacity_concurrency} customers sending back to back for "
                 f"{st.capacity_duration:g} s")
     if name == "handoff":
@@ -541,7 +553,7 @@ def workload_text(name: str, spec: dict[str, Any], st: Settings) -> str:
                 f"over {spec['customers']} customers; {agents}; first response = the agent's first message; {common}")
     if name == "mixed":
         return (f"open loop, {arr} arrivals at {spec['rate']:g} customer msg/s over {spec['customers']} customers: "
-                f"70% FAQ questions answered by the bot, 30% handoff requests; {agents}; {common}")
+                f"70% questions answered by the bot ({mix}), 30% handoff requests; {agents}; {common}")
     return (f"{spec['sessions']} customer sessions opened (hello/welcome, 100 handshakes in flight), held idle "
             f"{spec['idle_s']:g} s, memory per session from the server's RSS delta; then a burst of one FAQ "
             f"question per session at {spec['burst_rate']:g} msg/s; {comp}")
@@ -914,8 +926,7 @@ class Bench:
         self.rows: list[dict[str, Any]] = []
         self.echo: Proc | None = None
         self.redis: Proc | None = None
-        self.questions: list[str] = []
-        self.handoffs: list[str] = []
+        self.texts: dict[str, Any] = {}
         self.note = ""
         self.steps = 0
         self.source = ""
@@ -973,7 +984,8 @@ class Bench:
         self.source = source_info(st)
         print(f"  gateway under test: {self.source}", flush=True)
         probe_cfg = write_bench_config(self.tmp, st, "probe")
-        self.questions, self.handoffs, self.note = pick_questions(probe_cfg, st)
+        self.texts = pick_texts(probe_cfg, st)
+        self.note = self.texts["note"]
         print(f"  texts: {self.note}", flush=True)
         prog = Progress(self.plan())
         try:
@@ -1004,7 +1016,7 @@ class Bench:
             except (FileNotFoundError, RuntimeError, TimeoutError) as e:
                 print(f"  redis: skipped: {e}", flush=True)
                 for s in st.scenarios:
-                    self.rows.append(error_row(s, store, scenario_spec(s, st, self.questions, self.handoffs), st,
+                    self.rows.append(error_row(s, store, scenario_spec(s, st, self.texts), st,
                                                "skipped", str(e)))
                     prog.done += (1 if s == "connections" else st.repeat) * (2 if st.baseline else 1)
                 return
@@ -1012,7 +1024,7 @@ class Bench:
         gateway: Proc | None = None
         try:
             for name in st.scenarios:
-                spec = scenario_spec(name, st, self.questions, self.handoffs)
+                spec = scenario_spec(name, st, self.texts)
                 first = not st.quick or store == st.stores[0]
                 per = (2 if first else 1) if st.baseline else 1
                 n_steps = ((1 if name == "connections" else st.repeat) + (1 if name == "faq" else 0)) * per

@@ -8,6 +8,11 @@ Questions are customer phrasings from the FAQ eval cases (typos, particles,
 traditional characters, emoji: they take the bot's ranking path) that the bot
 answers with the expected entry, interleaved with the FAQ's own questions
 (exact hits). Handoff texts are the ones the bot hands to a person.
+
+Prefixes and suffixes (greetings, particles, punctuation) turn the questions
+into tens of thousands of texts the bot has never seen, so a decision cache
+cannot answer all of a run from memory; a pair is kept only if the bot gives
+every sampled question the same answer with it as without.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 HANDOFF_CANDIDATES = ("转人工", "人工客服", "我要找人工")
+PREFIXES = ("", "亲，", "你好，", "您好，", "在吗？", "请问", "请问一下，", "老板，", "客服你好，", "麻烦问下，",
+            "hello，", "在不在，", "问一下", "亲亲，")
+SUFFIXES = ("", "？", "?", "呀", "呢", "啊", "~", "！", "。", "😊", "谢谢", "，谢谢", "？？", "哈")
 
 
 def pick(config_path: str, cases_path: str, limit: int = 400) -> dict[str, Any]:
@@ -49,9 +57,24 @@ def pick(config_path: str, cases_path: str, limit: int = 400) -> dict[str, Any]:
         mixed += [x[i] for x in (phrasings, exact) if i < len(x)]
     questions = list(dict.fromkeys(mixed))[:limit]
     handoffs = [t for t in HANDOFF_CANDIDATES if bot.decide(t).kind is DecisionKind.HANDOFF]
+    # the answer each question gets, then the prefixes/suffixes that never change it on a sample
+    answer = {q: bot.decide(q).faq for q in questions}
+    sample = questions[:: max(1, len(questions) // 12)][:12]
+
+    def keeps(pre: str, suf: str) -> bool:
+        for q in sample:
+            d = bot.decide(pre + q + suf)
+            if d.kind is not DecisionKind.ANSWER or d.faq != answer[q]:
+                return False
+        return True
+
+    prefixes = [p for p in PREFIXES if keeps(p, "")]
+    suffixes = [x for x in SUFFIXES if keeps("", x)]
     note = (f"{len(questions)} texts the bot answers: {len(phrasings)} customer phrasings from "
-            f"{cases.name} and {len(exact)} FAQ questions")
-    return {"questions": questions, "handoffs": handoffs, "note": note}
+            f"{cases.name} and {len(exact)} FAQ questions; {len(prefixes)} prefixes x {len(suffixes)} suffixes "
+            f"make {len(questions) * len(prefixes) * len(suffixes)} fresh variants")
+    return {"questions": questions, "handoffs": handoffs, "prefixes": prefixes, "suffixes": suffixes,
+            "note": note}
 
 
 def main(argv: list[str]) -> int:
