@@ -235,6 +235,26 @@ async def test_append_returns_and_publishes_the_stored_entry(env: Env) -> None:
         await s.append("nope", msg("x"))
 
 
+async def test_append_reports_the_state_and_moves_a_timer_in_the_same_step(env: Env) -> None:
+    s = env.store
+    await conv(s, "c1")
+    r = await s.append("c1", msg("一"), timer=("idle:c1", 100.0))
+    assert r.state is ConvState.BOT
+    assert await s.claim_due(99.0) == []
+    await s.append("c1", msg("二"), timer=("idle:c1", 200.0))  # moved, not added
+    assert await s.claim_due(150.0) == []
+    assert await s.claim_due(200.0) == ["idle:c1"]
+    # nothing stored, nothing scheduled: a refused guard and a duplicate
+    await s.append("c1", msg("三"), client_id="m1")
+    refused = await s.append("c1", msg("四"), guard=Guard(state=ConvState.ASSIGNED), timer=("idle:c1", 300.0))
+    dup = await s.append("c1", msg("三"), client_id="m1", timer=("idle:c1", 300.0))
+    assert refused.refused and dup.duplicate
+    assert await s.claim_due(400.0) == []
+    await agent(s, "a1")
+    await s.assign_or_enqueue("c1", "presale", NORMAL)
+    assert (await s.append("c1", msg("五"))).state is ConvState.ASSIGNED
+
+
 async def test_dedupe_by_client_id(env: Env) -> None:
     s = env.store
     await conv(s, "c1")

@@ -105,6 +105,7 @@ class CustomerSession:
         """Watch the conversation and send ``welcome`` from inside the peer's ordered task."""
         conv = opened.conversation
         self.conversation = conv.id
+        self.channel = conv.channel
         self.closed = conv.state is ConvState.CLOSED
         if conv.had_agent:
             self.last_with_agent = conv.id
@@ -168,7 +169,8 @@ class CustomerSession:
         self.peer.send(ack)
         METRICS.ack_seconds.observe(time.perf_counter() - started)
         if not res.duplicate:
-            await svc.after_customer_message(self.conversation, text, vip=self.vip)
+            await svc.after_customer_message(self.conversation, text, vip=self.vip, state=res.state,
+                                             channel=self.channel)
 
     async def _new_conversation(self) -> None:
         self.ctx.hub.unwatch(self.conversation, self.peer)

@@ -86,35 +86,63 @@ class ConversationService:
     async def customer_message(self, conversation: str, client_id: str | None, text: str, **extra: Any) -> AppendResult:
         """Store a customer's message. ``refused`` means the conversation is closed."""
         entry: Entry = {"type": "message", "from": "customer", "text": text, **extra}
-        res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(open=True))
+        res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(open=True),
+                                      timer=self._idle_timer(conversation))
         if not res.refused and not res.duplicate:
             METRICS.customer_messages.inc()
-            await self._touch(conversation)
         return res
 
-    async def after_customer_message(self, conversation: str, text: str, *, vip: bool = False) -> None:
-        """The bot's turn (only while nobody has taken over)."""
-        conv = await self.store.get_conversation(conversation)
-        if conv is None or conv.state is not ConvState.BOT:
+    async def after_customer_message(
+        self, conversation: str, text: str, *, vip: bool = False, state: ConvState | None = None, channel: str = ""
+    ) -> None:
+        """The bot's turn (only while nobody has taken over).
+
+        ``state`` and ``channel`` (from the append and the session) save a read on
+        the hot path; without them the conversation is read first.
+        """
+        conv: Conversation | None = None
+        if state is None or not channel:
+            conv = await self.store.get_conversation(conversation)
+            if conv is None:
+                return
+            state, channel = conv.state, conv.channel
+        if state is not ConvState.BOT:
             return  # a person has it, or will: the bot stays silent
-        if conv.channel in self.config.routing.no_bot_channels:
-            await self.handoff(conv, "", Priority.NORMAL, ("channel without bot",), ())
+        if channel in self.config.routing.no_bot_channels:
+            await self._handoff_by_id(conversation, conv, "", Priority.NORMAL, ("channel without bot",), ())
             return
         try:
             decision = self.bot.decide(text, vip=vip)
         except Exception:  # a bot bug must not leave the customer unanswered: people take over
-            log.exception("event=bot_failed conversation=%s", conv.id)
-            await self.handoff(conv, "", Priority.NORMAL, ("bot error",), ())
+            log.exception("event=bot_failed conversation=%s", conversation)
+            await self._handoff_by_id(conversation, conv, "", Priority.NORMAL, ("bot error",), ())
             return
         METRICS.decisions_by_kind[decision.kind.value].inc()
+        if decision.kind is DecisionKind.HANDOFF:
+            await self._handoff_by_id(conversation, conv, decision.skill, decision.priority, decision.reasons,
+                                      decision.orders)
+            return
         if decision.orders:
+            conv = conv or await self.store.get_conversation(conversation)
+            if conv is None:
+                return
             orders = list(dict.fromkeys([*conv.meta.get("orders", []), *decision.orders]))
             conv.meta["orders"] = orders
             await self.store.update_conversation(conv.id, {"meta": conv.meta})
-        if decision.kind is DecisionKind.HANDOFF:
-            await self.handoff(conv, decision.skill, decision.priority, decision.reasons, decision.orders)
-            return
-        await self.store.append(conv.id, self._bot_entry(decision), guard=Guard(state=ConvState.BOT))
+        await self.store.append(conversation, self._bot_entry(decision), guard=Guard(state=ConvState.BOT))
+
+    async def _handoff_by_id(
+        self,
+        conversation: str,
+        conv: Conversation | None,
+        skill: str,
+        priority: Priority,
+        reasons: tuple[str, ...],
+        orders: tuple[str, ...],
+    ) -> None:
+        conv = conv or await self.store.get_conversation(conversation)
+        if conv is not None:
+            await self.handoff(conv, skill, priority, reasons, orders)
 
     @staticmethod
     def _bot_entry(d: BotDecision) -> Entry:
@@ -215,7 +243,8 @@ class ConversationService:
         name = a.profile.name if a else agent
         entry: Entry = {"type": "message", "from": "agent", "text": text, "agent": {"id": agent, "name": name}}
         try:
-            res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(agent=agent))
+            res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(agent=agent),
+                                          timer=self._idle_timer(conversation))
         except NotFound as e:
             raise NotAssigned(f"you do not hold {conversation}") from e
         if res.refused:
@@ -223,7 +252,6 @@ class ConversationService:
         if not res.duplicate:
             METRICS.agent_messages.inc()
             await self.store.cancel(f"sla:{conversation}")
-            await self._touch(conversation)
         return res
 
     async def agent_transfer(self, agent: str, conversation: str, skill: str = "", to_agent: str = "") -> None:
@@ -272,8 +300,11 @@ class ConversationService:
     async def _publish_queue(self, skill: str) -> None:
         await self.store.publish(f"q:{skill}", {"queue": await self.store.queue(skill)})
 
+    def _idle_timer(self, conversation: str) -> tuple[str, float]:
+        return f"idle:{conversation}", time.time() + self.config.routing.customer_idle_close_s
+
     async def _touch(self, conversation: str) -> None:
-        await self.store.schedule(f"idle:{conversation}", time.time() + self.config.routing.customer_idle_close_s)
+        await self.store.schedule(*self._idle_timer(conversation))
 
     # ------------------------------------------------------------ timers
     async def fire(self, key: str) -> None:

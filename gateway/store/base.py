@@ -42,6 +42,7 @@ class AppendResult:
     entry: Entry  # the stored entry (the first one, for a duplicate client id)
     duplicate: bool = False
     refused: bool = False  # the guard did not hold: nothing stored, ``entry`` is empty
+    state: ConvState | None = None  # the conversation's state at the append (saves a read)
 
 
 @dataclass(slots=True, frozen=True)
@@ -117,12 +118,20 @@ class Store(abc.ABC):
     # log -------------------------------------------------------------
     @abc.abstractmethod
     async def append(
-        self, conversation: str, entry: Entry, *, client_id: str | None = None, guard: Guard | None = None
+        self,
+        conversation: str,
+        entry: Entry,
+        *,
+        client_id: str | None = None,
+        guard: Guard | None = None,
+        timer: tuple[str, float] | None = None,
     ) -> AppendResult:
         """Append with the next seq and ``ts``; dedupe by ``client_id``; publish.
 
         A ``client_id`` already seen in this conversation returns the first entry
-        (``duplicate``) and stores nothing, whatever the guard says.
+        (``duplicate``) and stores nothing, whatever the guard says. ``timer``
+        (key, due) is scheduled in the same step when the entry is stored (one
+        round trip for the idle timer that every message moves).
         """
 
     @abc.abstractmethod

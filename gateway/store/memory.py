@@ -97,7 +97,13 @@ class MemoryStore(Store):
 
     # log -------------------------------------------------------------
     async def append(
-        self, conversation: str, entry: Entry, *, client_id: str | None = None, guard: Guard | None = None
+        self,
+        conversation: str,
+        entry: Entry,
+        *,
+        client_id: str | None = None,
+        guard: Guard | None = None,
+        timer: tuple[str, float] | None = None,
     ) -> AppendResult:
         log = self._logs.get(conversation)
         if log is None:
@@ -111,7 +117,9 @@ class MemoryStore(Store):
         stored = self._append(conversation, entry)
         if client_id is not None:
             log.by_client[client_id] = stored
-        return AppendResult(stored)
+        if timer is not None:
+            await self.schedule(*timer)
+        return AppendResult(stored, state=self._convs[conversation].state)
 
     def _guard_holds(self, conversation: str, guard: Guard) -> bool:
         c = self._convs[conversation]

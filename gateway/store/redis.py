@@ -41,7 +41,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from gateway.errors import NotAssigned, NotFound, StoreUnavailable
-from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, Entry, Priority
+from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, ConvState, Entry, Priority
 from gateway.store import lua
 from gateway.store.base import (
     AppendResult,
@@ -409,7 +409,13 @@ class RedisStore(Store):
 
     # log -------------------------------------------------------------
     async def append(
-        self, conversation: str, entry: Entry, *, client_id: str | None = None, guard: Guard | None = None
+        self,
+        conversation: str,
+        entry: Entry,
+        *,
+        client_id: str | None = None,
+        guard: Guard | None = None,
+        timer: tuple[str, float] | None = None,
     ) -> AppendResult:
         k = self.keys
         body = orjson.dumps({key: v for key, v in entry.items() if key not in ("seq", "ts")})[:-1]
@@ -421,11 +427,12 @@ class RedisStore(Store):
              "0" if client_id is None else "1", client_id or "",
              g.state.value if g.state is not None else "",
              "0" if g.agent is None else "1", g.agent or "",
-             "1" if g.open else "0"],
+             "1" if g.open else "0",
+             timer[0] if timer else "", _num(timer[1]) if timer else "0"],
         )
         status = _str(res[0])
         if status == "ok":
-            return AppendResult(orjson.loads(res[1]))
+            return AppendResult(orjson.loads(res[1]), state=ConvState(_str(res[2])))
         if status == "dup":
             return AppendResult(orjson.loads(res[1]), duplicate=True)
         if status == "refused":

@@ -8,7 +8,8 @@
 -- ARGV[5] guard state ("" = any)
 -- ARGV[6] "1" when the guard names an agent, ARGV[7] that agent (conversation must be assigned to it)
 -- ARGV[8] "1": the conversation must not be closed
--- Returns {"ok", entry} | {"dup", first entry} | {"refused"} | {"not_found"}
+-- ARGV[9] a timer key to (re)schedule when the entry is stored ("" = none), ARGV[10] its due time
+-- Returns {"ok", entry, state} | {"dup", first entry} | {"refused"} | {"not_found"}
 --
 -- Guarantees: a client id already seen returns the first entry and stores
 -- nothing, whatever the guard says; otherwise the guard is checked and the
@@ -32,4 +33,7 @@ local e = append_entry(conv, ARGV[2])
 if has_client then
   redis.call('HSET', KEYS[4], client, redis.call('XLEN', KEYS[3]))
 end
-return {'ok', e}
+if ARGV[9] ~= '' then
+  redis.call('ZADD', KEYS[1] .. 'timers', ARGV[10], ARGV[9])
+end
+return {'ok', e, c[1]}
