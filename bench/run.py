@@ -749,6 +749,9 @@ def table(rows: list[dict[str, Any]]) -> str:
                          f"{fmt(r.get('queue_wait_p99_ms'), 0)} ms")
         if r.get("ack_p99_vs_memory") is not None:
             notes.append(f"ack p99 {r['ack_p99_vs_memory']}x memory")
+        if r.get("ack_p99_vs_memory_sweep"):
+            notes.append("sweep ack p99 vs memory: " + ", ".join(f"{x}x at {rate:g}/s"
+                                                                 for rate, x in r["ack_p99_vs_memory_sweep"]))
         if r.get("redis_cpu_ms_per_msg") is not None:
             notes.append(f"redis cpu {r['redis_cpu_ms_per_msg']:.3f} ms/msg")
         if r.get("problems"):
@@ -793,6 +796,9 @@ def md_table(rows: list[dict[str, Any]]) -> str:
                          f"{fmt(r.get('queue_wait_p99_ms'), 0)} ms")
         if r.get("ack_p99_vs_memory") is not None:
             notes.append(f"ack p99 = {r['ack_p99_vs_memory']}x memory")
+        if r.get("ack_p99_vs_memory_sweep"):
+            notes.append("sweep ack p99 vs memory: " + ", ".join(f"{x}x at {rate:g}/s"
+                                                                 for rate, x in r["ack_p99_vs_memory_sweep"]))
         if r.get("redis_cpu_ms_per_msg") is not None:
             notes.append(f"redis-server {r['redis_cpu_ms_per_msg']:.3f} ms/msg")
         if r.get("machine_cpu_busy") is not None:
