@@ -154,7 +154,11 @@ class RedisStore(Store):
         cancels = task.cancelling() if task is not None else 0
         try:
             yield
-        except (rex.ConnectionError, rex.TimeoutError, OSError, TimeoutError) as e:
+        except (rex.TimeoutError, TimeoutError) as e:
+            # Slow is not dead: under load a timeout must not drop the whole pool
+            # (a reconnect storm on an instance that is already behind).
+            raise StoreUnavailable(f"redis {what}: {e!r}") from e
+        except (rex.ConnectionError, OSError) as e:
             with contextlib.suppress(Exception):
                 await self._pool.disconnect(inuse_connections=False)
             raise StoreUnavailable(f"redis {what}: {e!r}") from e
