@@ -834,7 +834,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharey=True)
     series: dict[str, list[dict[str, Any]]] = {}
     echo_store = next((p["store"] for p in points if p["target"] == "echo"), None)
     for p in points:
@@ -862,10 +862,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("ms from scheduled send (log)")
-    axes[1].legend(fontsize=7, loc="upper left")
-    m = machine_info()
-    fig.suptitle(f"gateway vs bare aiohttp echo, faq scenario, {m['nproc']} CPU {m['cpu_model']}", fontsize=10)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    m = next((r["machine"] for r in rows if r.get("machine")), None) or machine_info()
+    src = next(((r.get("run") or {}).get("source", "") for r in rows if r.get("run")), "")
+    fig.suptitle(f"gateway vs bare aiohttp echo, faq scenario, {m['nproc']} CPU {m['cpu_model']}"
+                 + (f" - {src}" if src else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
