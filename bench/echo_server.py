@@ -1,8 +1,8 @@
 """The bare baseline: an aiohttp websocket server that echoes every text frame.
 
 Same stack as the gateway (aiohttp on uvloop, one process, the same websocket
-settings: 64 KiB frames, 30 s heartbeat, permessage-deflate offered), and none
-of its work. The load generator drives it exactly as it drives the gateway, so
+settings: 64 KiB frames, 30 s heartbeat, permessage-deflate declined like the
+gateway does; ``--compress`` accepts it), and none of its work. The load generator drives it exactly as it drives the gateway, so
 the gateway's numbers can be read as ratios to "websockets alone" on this machine.
 
     python -m bench.echo_server --port 9000
@@ -17,9 +17,11 @@ import signal
 import aiohttp
 from aiohttp import web
 
+COMPRESS = False
+
 
 async def echo(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(max_msg_size=64 * 1024, heartbeat=30.0)
+    ws = web.WebSocketResponse(max_msg_size=64 * 1024, heartbeat=30.0, compress=COMPRESS)
     await ws.prepare(request)
     async for msg in ws:
         if msg.type is aiohttp.WSMsgType.TEXT:
@@ -60,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)
+    p.add_argument("--compress", action="store_true", help="accept permessage-deflate (aiohttp's default)")
     args = p.parse_args(argv)
+    global COMPRESS
+    COMPRESS = args.compress
     try:
         import uvloop
     except ImportError:  # pragma: no cover

@@ -150,6 +150,7 @@ class Settings:
     plot: bool
     update_doc: bool
     baseline: bool = True
+    echo_compress: bool = False
     render: Path | None = None
     out_given: bool = False
     snapshot: str = ""  # a git ref run from a clean export, or "" for the working tree
@@ -189,6 +190,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--no-compression", action="store_true",
                    help="do not offer permessage-deflate (browsers offer it; the default does too)")
     p.add_argument("--no-baseline", action="store_true", help="skip the echo baseline steps")
+    p.add_argument("--echo-compress", action="store_true",
+                   help="let the echo server accept permessage-deflate (the gateway declines it)")
     p.add_argument("--log-level", default="info", help="gateway log level (default info, as deployed)")
     p.add_argument("--out", type=Path, default=RESULTS, help=f"results directory (default {RESULTS})")
     p.add_argument("--no-plot", action="store_true", help="do not draw latency.png")
@@ -229,7 +232,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         capacity_concurrency=pick(a.concurrency, 64, 8), capacity_duration=pick(None, 5.0, 1.0),
         compression=not a.no_compression, log_level=a.log_level, out=out, plot=not a.no_plot,
         update_doc=(not q and out == RESULTS.resolve()), baseline=not a.no_baseline,
-        render=a.render, out_given=a.out.resolve() != RESULTS.resolve(), snapshot=a.snapshot,
+        echo_compress=a.echo_compress, render=a.render, out_given=a.out.resolve() != RESULTS.resolve(), snapshot=a.snapshot,
     )
 
 
@@ -377,9 +380,10 @@ def start_gateway(tmp: Path, st: Settings, store_url: str, tag: str) -> Proc:
     return proc
 
 
-def start_echo(tmp: Path) -> Proc:
+def start_echo(tmp: Path, compress: bool = False) -> Proc:
     port = free_port()
-    proc = Proc("echo", [PY, "-m", "bench.echo_server", "--port", str(port)], tmp / "echo.log")
+    proc = Proc("echo", [PY, "-m", "bench.echo_server", "--port", str(port), *(["--compress"] if compress else [])],
+                tmp / "echo.log")
     proc.port = port  # type: ignore[attr-defined]
     wait_http(f"http://127.0.0.1:{port}/healthz", proc.p, 30)
     return proc
@@ -999,7 +1003,7 @@ class Bench:
         prog = Progress(self.plan())
         try:
             if st.baseline:
-                self.echo = start_echo(self.tmp)
+                self.echo = start_echo(self.tmp, st.echo_compress)
             for store in st.stores:
                 self.run_store(store, prog)
         except BaseException:
