@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -24,6 +25,17 @@ from gateway.service.delivery import Hub
 from gateway.store import open_store
 
 log = logging.getLogger("gateway.server")
+
+
+def settle_heap() -> None:
+    """Move what start-up built (jieba's dictionary, the FAQ index) out of the GC's reach.
+
+    Full collections otherwise walk those millions of objects again and again:
+    the bench measured 70-370 ms pauses every ~1.4 s under load.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 async def timer_loop(ctx: Context, interval: float = 0.1) -> None:
@@ -62,6 +74,7 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
 
     async def on_startup(app: web.Application) -> None:
         await bot.load()
+        settle_heap()
         await store.start(hub.on_bus)
         await service.start()
         tasks.append(asyncio.create_task(timer_loop(ctx)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -38,6 +39,7 @@ class BotHolder:
             bot = await asyncio.to_thread(self.build)
             self._bot = bot  # one reference swap: requests see the old bot or the new, never half
             self._cache = {}
+            gc.freeze()  # the new index is long-lived: keep full collections off it
             log.info("event=faq_loaded path=%s entries=%d", self.faq_path, bot.faq_count)
             return bot.faq_count
 
