@@ -5,7 +5,7 @@ signature), ``config`` (``[[shops]]``/``[adapters]``), ``ingest`` (into the
 conversation service), ``outbound`` + ``outbox`` (replies out, retries, dead
 letters), one module per platform (``forward``, ``douyin``, ``doudian``,
 ``pdd``, ``taobao``), and ``runtime`` wiring them into the app.
-See docs/readme-adapters.md.
+See README.md (Platform adapters).
 """
 
 from __future__ import annotations

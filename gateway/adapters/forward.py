@@ -1,6 +1,6 @@
 """Signed relays: chats forwarded by an authorised relay in, replies POSTed back to it.
 
-The wire format is documented for relay authors in docs/readme-adapters.md
+The wire format is documented for relay authors in README.md (Platform adapters)
 ("Relay protocol"). Both directions carry the same three headers:
 ``X-Gateway-Shop`` (shop_id), ``X-Gateway-Timestamp`` (Unix seconds) and
 ``X-Gateway-Signature`` = hex(HMAC-SHA256(relay_secret, timestamp + raw body)).

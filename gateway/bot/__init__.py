@@ -1,4 +1,4 @@
-"""The FAQ bot: pure decisions over a FAQ file (see docs/readme-bot.md)."""
+"""The FAQ bot: pure decisions over a FAQ file (see README.md (The FAQ bot))."""
 
 from gateway.bot.engine import FaqBot
 from gateway.bot.faq import FaqEntry, FaqList, load_faq, parse_faq
