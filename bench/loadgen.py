@@ -352,9 +352,8 @@ class LoadGen:
         finally:
             if self.running or self.phase in ("run", "burst", "drain", "idle"):
                 self.disconnects += 1
-                rcvd = c.ws.close_rcvd
-                self.count(self.disconnect_codes,
-                           f"{rcvd.code} {rcvd.reason}".strip() if rcvd else "no close frame")
+                code, reason = c.ws.close_code, c.ws.close_reason
+                self.count(self.disconnect_codes, f"{code} {reason or ''}".strip() if code else "no close frame")
             for r in [*c.pending.values(), *c.fifo, *([c.handoff] if c.handoff else [])]:
                 if not r.settled:
                     r.error = r.error or "disconnected"

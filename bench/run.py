@@ -924,7 +924,12 @@ def update_doc(md: str) -> None:
     if start not in text or end not in text:
         return
     body = md.split("\n", 2)[2] if md.startswith("# ") else md
-    body = body.replace("](latency.png)", "](../bench/results/latency.png)").replace("](../../docs/", "](")
+    # links written for bench/results/README.md, made relative to the document they land in
+    image = os.path.relpath(RESULTS / "latency.png", DOC.parent)
+    body = body.replace("](latency.png)", f"]({image})")
+    body = body.replace("[README.md, Benchmark](../../README.md#benchmark)", "[the benchmark section](#benchmark)")
+    # the results sit under "### Latest results" of the Benchmark section: one heading level down
+    body = "\n".join("#" + line if line.startswith("## ") else line for line in body.splitlines())
     new = text[: text.index(start) + len(start)] + "\n" + body.strip() + "\n" + text[text.index(end):]
     DOC.write_text(new, encoding="utf-8")
 
