@@ -29,5 +29,8 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run --quick
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -8,16 +8,14 @@ import time
 import uuid
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from gateway.errors import BadFrame, NotAssigned, ProtocolError, RateLimited, StoreUnavailable, Unavailable
 from gateway.model import AgentStatus, Conversation, ConvState
 from gateway.protocol import AGENT_TYPES, str_field, text_field
 from gateway.server.context import Context
-from gateway.server.socket import WsOutlet, error_for, frame_from, read_hello
+from gateway.server.socket import WsOutlet, error_for, read_hello, serve_frames
 from gateway.service.delivery import Peer
-from gateway.service.metrics import METRICS
 from gateway.service.ratelimit import TokenBucket
 from gateway.service.tokens import check_token_sha256
 from gateway.store import agent_topic
@@ -224,25 +222,7 @@ class AgentSession:
                 return
             if not signed_in:
                 return
-            async for msg in self.ws:
-                if msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
-                    break
-                fid: str | None = None
-                try:
-                    frame = frame_from(msg, AGENT_TYPES)
-                    fid = frame.get("id")
-                    await self.on_frame(frame)
-                except ProtocolError as e:
-                    if e.frame_id is None:
-                        e.frame_id = fid
-                    self.peer.send(error_for(e))
-                except (StoreUnavailable, ConnectionError, OSError) as e:
-                    METRICS.store_unavailable.inc()
-                    log.warning("event=store_unavailable agent=%s error=%r", self.agent, e)
-                    self.peer.send(error_for(Unavailable("nothing was stored, try again", frame_id=fid)))
-                except Exception:  # a bug handling one frame must not end the session
-                    log.exception("event=frame_failed")
-                    self.peer.send(error_for(Unavailable("internal error, try again", frame_id=fid)))
+            await serve_frames(self.ws, AGENT_TYPES, self.on_frame, self.peer.send, f"agent={self.agent}")
         finally:
             ctx.peers.discard(self.peer)
             ctx.hub.drop(self.peer)

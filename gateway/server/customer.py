@@ -7,14 +7,13 @@ import time
 import uuid
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from gateway.errors import BadFrame, ProtocolError, RateLimited, StoreUnavailable, Unavailable
 from gateway.model import ConvState, Entry
 from gateway.protocol import CUSTOMER_TYPES, text_field
 from gateway.server.context import Context
-from gateway.server.socket import WsOutlet, error_for, frame_from, read_hello
+from gateway.server.socket import WsOutlet, error_for, read_hello, serve_frames
 from gateway.service.conversations import Opened
 from gateway.service.delivery import Peer
 from gateway.service.metrics import METRICS
@@ -213,23 +212,8 @@ class CustomerSession:
                 await self.outlet.send_frame(error_for(Unavailable("the service is unavailable, retry")))
                 await self.outlet.close(1011, "store unavailable")
                 return
-            async for msg in self.ws:
-                if msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
-                    break
-                fid: str | None = None
-                try:
-                    frame = frame_from(msg, CUSTOMER_TYPES)
-                    fid = frame.get("id")
-                    await self.on_frame(frame)
-                except ProtocolError as e:
-                    self.peer.send(error_for(e))
-                except (StoreUnavailable, ConnectionError, OSError) as e:
-                    METRICS.store_unavailable.inc()
-                    log.warning("event=store_unavailable conversation=%s error=%r", self.conversation, e)
-                    self.peer.send(error_for(Unavailable("nothing was stored, try again", frame_id=fid)))
-                except Exception:  # a bug handling one frame must not end the session
-                    log.exception("event=frame_failed")
-                    self.peer.send(error_for(Unavailable("internal error, try again", frame_id=fid)))
+            await serve_frames(self.ws, CUSTOMER_TYPES, self.on_frame, self.peer.send,
+                               f"customer={self.customer} conversation={self.conversation}")
         finally:
             METRICS.customers_connected.dec()
             ctx.peers.discard(self.peer)

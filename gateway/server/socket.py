@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from gateway.errors import BadFrame, ProtocolError
+from gateway.errors import BadFrame, ProtocolError, StoreUnavailable, Unavailable
 from gateway.protocol import encode, error_frame, parse_frame
 from gateway.service.metrics import METRICS
+
+log = logging.getLogger("gateway.socket")
 
 
 class WsOutlet:
@@ -63,3 +67,35 @@ def frame_from(msg: aiohttp.WSMessage, allowed: frozenset[str]) -> dict[str, Any
     if msg.type is not aiohttp.WSMsgType.TEXT:
         raise BadFrame("frames must be text frames holding one JSON object")
     return parse_frame(msg.data, allowed)
+
+
+async def serve_frames(
+    ws: web.WebSocketResponse,
+    allowed: frozenset[str],
+    on_frame: Callable[[dict[str, Any]], Awaitable[None]],
+    reply: Callable[[dict[str, Any]], None],
+    who: str,
+) -> None:
+    """Read frames until the socket closes; every failure of one frame becomes its ``error`` frame.
+
+    ``reply`` queues a frame behind what the session already sent (acks, entries).
+    """
+    async for msg in ws:
+        if msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
+            break
+        fid: str | None = None
+        try:
+            frame = frame_from(msg, allowed)
+            fid = frame.get("id")
+            await on_frame(frame)
+        except ProtocolError as e:
+            if e.frame_id is None:
+                e.frame_id = fid
+            reply(error_for(e))
+        except (StoreUnavailable, ConnectionError, OSError) as e:
+            METRICS.store_unavailable.inc()
+            log.warning("event=store_unavailable %s error=%r", who, e)
+            reply(error_for(Unavailable("nothing was stored, try again", frame_id=fid)))
+        except Exception:  # a bug handling one frame must not end the session
+            log.exception("event=frame_failed %s", who)
+            reply(error_for(Unavailable("internal error, try again", frame_id=fid)))
