@@ -14,7 +14,7 @@ from gateway.errors import BadFrame, NotAssigned, ProtocolError, RateLimited, St
 from gateway.model import AgentStatus, Conversation, ConvState
 from gateway.protocol import AGENT_TYPES, str_field, text_field
 from gateway.server.context import Context
-from gateway.server.socket import WsOutlet, error_for, read_hello, serve_frames
+from gateway.server.socket import WsOutlet, accept_socket, error_for, read_hello, serve_frames
 from gateway.service.delivery import Peer
 from gateway.service.ratelimit import TokenBucket
 from gateway.service.tokens import check_token_sha256
@@ -239,13 +239,6 @@ class AgentSession:
 
 async def agent_ws(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app["ctx"]
-    if not ctx.accepting:
-        raise web.HTTPServiceUnavailable(text="shutting down")
-    ws = web.WebSocketResponse(
-        max_msg_size=ctx.config.limits.max_frame_bytes,
-        heartbeat=30.0,
-        compress=False,  # chat frames are small: deflate would cost ~CPU and a zlib context per socket
-    )
-    await ws.prepare(request)
+    ws = await accept_socket(request, ctx.config.limits.max_frame_bytes, ctx.accepting)
     await AgentSession(ctx, ws).run()
     return ws

@@ -13,7 +13,7 @@ from gateway.errors import BadFrame, ProtocolError, RateLimited, StoreUnavailabl
 from gateway.model import ConvState, Entry
 from gateway.protocol import CUSTOMER_TYPES, text_field
 from gateway.server.context import Context
-from gateway.server.socket import WsOutlet, error_for, read_hello, serve_frames
+from gateway.server.socket import WsOutlet, accept_socket, error_for, read_hello, serve_frames
 from gateway.service.conversations import Opened
 from gateway.service.delivery import Peer
 from gateway.service.metrics import METRICS
@@ -223,13 +223,6 @@ class CustomerSession:
 
 async def customer_ws(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app["ctx"]
-    if not ctx.accepting:
-        raise web.HTTPServiceUnavailable(text="shutting down")
-    ws = web.WebSocketResponse(
-        max_msg_size=ctx.config.limits.max_frame_bytes,
-        heartbeat=30.0,
-        compress=False,  # chat frames are small: deflate would cost ~CPU and a zlib context per socket
-    )
-    await ws.prepare(request)
+    ws = await accept_socket(request, ctx.config.limits.max_frame_bytes, ctx.accepting)
     await CustomerSession(ctx, ws).run()
     return ws

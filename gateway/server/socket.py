@@ -99,3 +99,16 @@ async def serve_frames(
         except Exception:  # a bug handling one frame must not end the session
             log.exception("event=frame_failed %s", who)
             reply(error_for(Unavailable("internal error, try again", frame_id=fid)))
+
+
+async def accept_socket(request: web.Request, max_frame_bytes: int, accepting: bool) -> web.WebSocketResponse:
+    """Upgrade to a websocket with the gateway's limits (503 while shutting down)."""
+    if not accepting:
+        raise web.HTTPServiceUnavailable(text="shutting down")
+    ws = web.WebSocketResponse(
+        max_msg_size=max_frame_bytes,
+        heartbeat=30.0,
+        compress=False,  # chat frames are small: deflate would cost CPU and a zlib context per socket
+    )
+    await ws.prepare(request)
+    return ws
