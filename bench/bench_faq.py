@@ -1,6 +1,14 @@
 """FAQ bot benchmark: quality vs. a naive rapidfuzz baseline, match time, index build time.
 
     .venv/bin/python bench/bench_faq.py [--faq configs/faq.toml] [--cases tests/data/faq_cases.jsonl]
+    .venv/bin/python bench/bench_faq.py --decide [--config configs/gateway.toml] [--n 5000] [--rounds 3]
+
+``--decide`` only measures ``FaqBot.decide`` on fresh texts, as the load bench sends them
+(bench/texts.py: a greeting prefix and a particle suffix around real customer phrasings,
+walked like bench/loadgen.py, no text decided twice, so no decision cache could answer):
+µs per decide (p50, mean, p99) and CPU µs per decide, in a warm process (the bot's word
+caches warm, as in a running gateway) and cold (the bot's text caches cleared before every
+call).
 
 Quality of the bot and of the naive baseline on the demo cases and on the two other
 shops' sets (``--also``); match time per query (wall and CPU, caches cleared each round)
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import random
 import resource
@@ -20,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rapidfuzz import fuzz, process
 
@@ -160,6 +170,89 @@ def timing(bot: FaqBot, texts: list[str], rounds: int) -> dict[str, object]:
     }
 
 
+def fresh_variants(picked: dict[str, Any], count: int, seed: int = 1) -> list[str]:
+    """``count`` distinct prefix + question + suffix texts in bench/loadgen.py's order."""
+    qs, pre, suf = picked["questions"], picked["prefixes"], picked["suffixes"]
+    nq, total = len(qs), len(qs) * len(pre) * len(suf)
+    stride = max(1, int(total * 0.618)) | 1
+    while total > 1 and math.gcd(stride, total) != 1:
+        stride += 2
+    pos = random.Random(seed * 7919).randrange(max(1, total))
+    out: list[str] = []
+    for _ in range(total):
+        if len(out) >= count:
+            break
+        pos = (pos + stride) % total
+        q, rest = pos % nq, pos // nq
+        p, x = rest % len(pre), rest // len(pre)
+        if pre[p] or suf[x]:
+            out.append(pre[p] + qs[q] + suf[x])
+    return out
+
+
+def decide_timing(bot: FaqBot, texts: list[str], *, cold: bool) -> dict[str, float]:
+    """µs per ``decide`` (wall, per call) and CPU µs per decide (process time of the whole loop)."""
+    per: list[float] = []
+    decide = bot.decide
+    clock = time.perf_counter
+    if cold:
+        cpu = 0.0
+        for t in texts:
+            _clear_caches(bot)
+            c0 = time.process_time()
+            t0 = clock()
+            decide(t)
+            per.append(clock() - t0)
+            cpu += time.process_time() - c0
+    else:
+        c0 = time.process_time()
+        for t in texts:
+            t0 = clock()
+            decide(t)
+            per.append(clock() - t0)
+        cpu = time.process_time() - c0
+    per.sort()
+    us = [p * 1e6 for p in per]
+    return {
+        "decides": len(us),
+        "p50_us": round(us[len(us) // 2], 1),
+        "mean_us": round(statistics.fmean(us), 1),
+        "p99_us": round(us[min(len(us) - 1, int(len(us) * 0.99))], 1),
+        "cpu_us_per_decide": round(cpu * 1e6 / max(len(us), 1), 1),
+    }
+
+
+def decide_bench(args: argparse.Namespace) -> int:
+    from bench.texts import pick
+    from gateway.config import load_config
+    from gateway.service.botholder import BotHolder
+
+    picked = pick(args.config, args.cases)
+    cfg = load_config(args.config)
+    bot = BotHolder(cfg.faq_path, cfg.bot).build()
+    texts = fresh_variants(picked, args.n * (args.rounds + 1))
+    if len(set(texts)) != len(texts):
+        raise SystemExit("fresh variants repeat")
+    sys.stdout.write(f"texts: {picked['note']}\n")
+    for q in picked["questions"]:  # the common texts: a running gateway has seen them
+        bot.decide(q)
+    chunks = [texts[i * args.n : (i + 1) * args.n] for i in range(args.rounds + 1)]
+    results: dict[str, Any] = {}
+    for mode in ("warm", "cold"):
+        rounds = [decide_timing(bot, chunks[i], cold=mode == "cold") for i in range(args.rounds)]
+        best = min(rounds, key=lambda r: r["cpu_us_per_decide"])
+        results[mode] = {"best": best, "rounds": rounds}
+        sys.stdout.write(
+            f"decide {mode:<4} fresh texts: p50={best['p50_us']:.1f} µs  mean={best['mean_us']:.1f} µs  "
+            f"p99={best['p99_us']:.1f} µs  cpu={best['cpu_us_per_decide']:.1f} µs/decide  "
+            f"(best of {args.rounds} x {args.n}; cpu by round "
+            f"{[r['cpu_us_per_decide'] for r in rounds]})\n"
+        )
+    if args.out_decide:
+        Path(args.out_decide).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 def build_timed(entries: list[FaqEntry]) -> tuple[FaqBot, float, float]:
     """The bot, wall seconds and CPU seconds of ``FaqBot.build``."""
     c0 = time.process_time()
@@ -183,7 +276,15 @@ def main(argv: list[str]) -> int:
                  for n, f in (("phones", "heldout"), ("fresh", "third"))],
         help="more NAME:FAQ:CASES sets for the quality table (bot vs naive baseline)",
     )  # fmt: skip
+    ap.add_argument("--decide", action="store_true", help="only µs per decide on fresh texts")
+    ap.add_argument(
+        "--config", default=str(ROOT / "configs" / "gateway.toml"), help="--decide: gateway config"
+    )
+    ap.add_argument("--n", type=int, default=5000, help="--decide: fresh texts per round")
+    ap.add_argument("--out-decide", default="", help="--decide: write the results as JSON here")
     args = ap.parse_args(argv)
+    if args.decide:
+        return decide_bench(args)
 
     entries = list(load_faq(args.faq))
     cases = read_cases(args.cases)
