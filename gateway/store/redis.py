@@ -6,20 +6,14 @@ to them). Every step that changes routing state is one Lua script in
 decision, the state change, the log entries and their bus rings happen
 together or not at all. Keys: ``gateway/store/keys.py``.
 
-Around the scripts this module owns three background jobs, started in
-``start`` and cancelled in ``close``:
+This module is the Store methods; the jobs around them live next to it:
 
-- the bus reader: one pub/sub subscription to the namespace's channel (the
-  doorbell; the log stays the truth). After it reconnects it emits
-  ``RESYNC`` so peers re-read their logs for the rings they missed;
-- the heartbeat: ``hb:<instance>`` with a TTL, refreshed every second;
-- the reaper: an instance whose heartbeat expired has its agents treated as
-  disconnected (offline + ``grace:<agent>`` timer) and its in-flight timers
-  put back, by exactly one survivor.
+- ``redis_runner``: the script runner (EVALSHA, NOSCRIPT reload) and the
+  mapping of connection trouble to ``StoreUnavailable``;
+- ``redis_bus``: the pub/sub reader (RESYNC after a reconnect) and publish;
+- ``redis_liveness``: heartbeat, reaping dead instances, rebinding sessions.
 
-Connection errors and timeouts become ``StoreUnavailable``; commands are never
-retried by the client library (a retried append could be stored twice), the
-pool reconnects on the next call.
+``start`` starts the bus reader and the liveness loop; ``close`` cancels them.
 """
 
 from __future__ import annotations
@@ -29,20 +23,14 @@ import contextlib
 import logging
 import os
 import socket
-import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from redis import exceptions as rex
-from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from gateway.errors import NotAssigned, NotFound, StoreUnavailable
 from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, ConvState, Entry, Priority
-from gateway.store import lua
 from gateway.store.base import (
     AppendResult,
     BusListener,
@@ -53,13 +41,13 @@ from gateway.store.base import (
     TransferResult,
 )
 from gateway.store.keys import Keys
+from gateway.store.redis_bus import RESYNC, RedisBus
+from gateway.store.redis_liveness import Liveness
+from gateway.store.redis_runner import ScriptRunner
+
+__all__ = ["RESYNC", "RedisStore"]
 
 log = logging.getLogger("gateway.store.redis")
-
-RESYNC = "_resync"  # gateway.service.delivery.RESYNC (the store does not import the service layer)
-
-# Error replies that mean "Redis cannot take writes now": nothing was stored.
-_UNAVAILABLE_REPLIES = ("LOADING", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY")
 
 _UPDATABLE = ("customer_name", "meta", "rating", "rating_comment", "priority", "skill")
 
@@ -106,84 +94,58 @@ class RedisStore(Store):
         self.namespace = namespace
         self.keys = Keys(namespace)
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.agent_grace_s = agent_grace_s
-        self.heartbeat_s = heartbeat_s
-        self.instance_ttl_s = instance_ttl_s
         self.url = url
-        no_retry = Retry(NoBackoff(), 0)
-        # Bounded: a burst of requests waits for a free connection (a busy
-        # instance queues here, not in Redis) instead of opening hundreds.
-        self._pool = BlockingConnectionPool.from_url(
-            url, decode_responses=True, socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s,
-            retry=no_retry, max_connections=max_connections, timeout=pool_timeout_s,
-        )
-        self._r: Redis = Redis(connection_pool=self._pool)
-        # The bus connection blocks on reads by design: no read timeout, a health check instead.
-        self._bus_pool = ConnectionPool.from_url(
-            url, socket_timeout=None, socket_connect_timeout=connect_timeout_s, retry=no_retry,
-            health_check_interval=5,
-        )
-        self._bus: Redis = Redis(connection_pool=self._bus_pool)
-        self._scripts = {name: lua.load(name) for name in lua.names()}
-        self._listener: BusListener | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self._subscribed = asyncio.Event()
-        self._sessions: dict[str, tuple[str, AgentStatus]] = {}  # agents bound through this instance
-        self._connected_since: float | None = None  # monotonic, for the reaper's warm-up
-        self.script_reloads = 0
-        self.bus_reconnects = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner = ScriptRunner(
+            url, self.keys.prefix, socket_timeout_s=socket_timeout_s, connect_timeout_s=connect_timeout_s,
+            pool_timeout_s=pool_timeout_s, max_connections=max_connections,
+        )
+        self._r = self._runner.r
+        self._bus = RedisBus(url, self.keys.bus, self._runner, instance=self.instance, ready_key=self.keys.instances,
+                             connect_timeout_s=connect_timeout_s, closing=lambda: self._closing)
+        self._liveness = Liveness(self._runner, self._bus, self.keys, instance=self.instance,
+                                  agent_grace_s=agent_grace_s, heartbeat_s=heartbeat_s,
+                                  instance_ttl_s=instance_ttl_s, closing=lambda: self._closing)
+        self._sessions = self._liveness.sessions  # agents bound through this instance
+
+    @property
+    def agent_grace_s(self) -> float:
+        return self._liveness.agent_grace_s
 
     def configure(self, *, agent_grace_s: float) -> None:
-        self.agent_grace_s = agent_grace_s
+        self._liveness.agent_grace_s = agent_grace_s
 
-    @contextlib.asynccontextmanager
-    async def _io(self, what: str) -> AsyncIterator[None]:
-        """Turn Redis connection trouble into ``StoreUnavailable``.
+    @property
+    def script_reloads(self) -> int:
+        return self._runner.script_reloads
 
-        After a connection error the pool's idle connections are dropped too:
-        they point at the same (dead or restarted) server, and each would fail
-        one more request after Redis is back.
+    @property
+    def bus_reconnects(self) -> int:
+        return self._bus.reconnects
 
-        It also gives back a cancellation the client library swallowed: on
-        Python 3.11 ``asyncio.wait_for`` (used by redis-py to send every
-        command) drops a cancel that lands just as the send completes, and the
-        caller's loop would then run on after being told to stop.
-        """
-        task = asyncio.current_task()
-        cancels = task.cancelling() if task is not None else 0
-        try:
-            yield
-        except (rex.TimeoutError, TimeoutError) as e:
-            # Slow is not dead: under load a timeout must not drop the whole pool
-            # (a reconnect storm on an instance that is already behind).
-            raise StoreUnavailable(f"redis {what}: {e!r}") from e
-        except (rex.ConnectionError, OSError) as e:
-            with contextlib.suppress(Exception):
-                await self._pool.disconnect(inuse_connections=False)
-            raise StoreUnavailable(f"redis {what}: {e!r}") from e
-        except rex.ResponseError as e:
-            if str(e).split(" ", 1)[0] in _UNAVAILABLE_REPLIES:
-                raise StoreUnavailable(f"redis {what}: {e}") from e
-            raise
-        if task is not None and task.cancelling() > cancels:
-            raise asyncio.CancelledError(f"cancelled during redis {what}")
+    def _io(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Connection trouble as ``StoreUnavailable`` around plain commands (see ``ScriptRunner.io``)."""
+        return self._runner.io(what)
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        """EVALSHA ``gateway/store/lua/<name>.lua`` with ``KEYS = [prefix, *keys]``, ``ARGV = args``."""
+        return await self._runner.run(name, keys, args)
+
+    async def _beat(self) -> None:
+        await self._liveness.beat()
 
     # lifecycle -------------------------------------------------------
     async def start(self, listener: BusListener) -> None:
-        self._listener = listener
-        async with self._io("start"):
-            async with self._r.pipeline(transaction=False) as pipe:
-                for s in self._scripts.values():
-                    pipe.script_load(s.source)
-                await pipe.execute()
-        await self._beat()
+        self._bus.listener = listener
+        await self._runner.load_all()
+        await self._liveness.beat()
         self._tasks = [
-            asyncio.create_task(self._bus_loop(), name=f"redis-bus-{self.instance}"),
-            asyncio.create_task(self._liveness_loop(), name=f"redis-liveness-{self.instance}"),
+            asyncio.create_task(self._bus.loop(), name=f"redis-bus-{self.instance}"),
+            asyncio.create_task(self._liveness.loop(), name=f"redis-liveness-{self.instance}"),
         ]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), 5.0)
+            await asyncio.wait_for(self._bus.subscribed.wait(), 5.0)
 
     async def close(self) -> None:
         # The loops also watch ``_closing``: a cancel that lands inside a Redis
@@ -199,27 +161,16 @@ class RedisStore(Store):
         if pending:
             log.warning("event=store_tasks_stuck instance=%s tasks=%d", self.instance, len(pending))
         self._tasks = []
-        self._listener = None
+        self._bus.listener = None
         try:
-            # Leave as a dead instance would, but now: whatever is still bound
-            # here is handed over (grace), claimed timers go back.
-            async with self._io("close"):
-                await self._r.delete(self.keys.heartbeat(self.instance))
-            await self._reap(self.instance)
+            await self._liveness.leave()
         except StoreUnavailable as e:
             log.warning("event=store_close_unclean instance=%s error=%r", self.instance, e)
-        await self._r.aclose()
+        await self._runner.aclose()
         await self._bus.aclose()
-        await self._pool.aclose()
-        await self._bus_pool.aclose()
 
     async def ping(self) -> bool:
-        # Through the bus pool: a burst that has every command connection busy
-        # is not an outage, and must not turn /readyz red.
-        try:
-            return bool(await asyncio.wait_for(self._bus.ping(), 1.0))
-        except (rex.RedisError, OSError, TimeoutError):
-            return False
+        return await self._bus.ping()
 
     async def shared_secret(self) -> bytes:
         async with self._io("secret"):
@@ -227,151 +178,8 @@ class RedisStore(Store):
             value = await self._r.get(self.keys.secret)
         return bytes.fromhex(_str(value))
 
-    # scripts ---------------------------------------------------------
-    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
-        """EVALSHA ``name``; on NOSCRIPT (Redis restarted or flushed) load it and run it again."""
-        script = self._scripts[name]
-        all_keys = [self.keys.prefix, *keys]
-        async with self._io(name):
-            try:
-                return await self._r.evalsha(script.sha, len(all_keys), *all_keys, *args)
-            except rex.NoScriptError:
-                self.script_reloads += 1
-                log.info("event=script_reload script=%s", name)
-                await self._r.script_load(script.source)
-                return await self._r.evalsha(script.sha, len(all_keys), *all_keys, *args)
-
-    # bus -------------------------------------------------------------
-    def _emit(self, topic: str, payload: dict[str, Any]) -> None:
-        if self._listener is None:
-            return
-        try:
-            self._listener(topic, payload)
-        except Exception:
-            log.exception("event=bus_listener_failed topic=%s", topic)
-
-    async def _bus_loop(self) -> None:
-        """Deliver the namespace's bus messages in order; after a reconnect, RESYNC."""
-        delay, ever = 0.05, False
-        while not self._closing:
-            pubsub = self._bus.pubsub()
-            try:
-                await pubsub.subscribe(self.keys.bus)
-                while not self._closing:
-                    msg = await pubsub.get_message(timeout=1.0)
-                    if msg is None:
-                        continue
-                    if msg["type"] == "subscribe":
-                        # Confirmed: from here on no ring is missed. Anything
-                        # published while we were away is in the logs.
-                        self._subscribed.set()
-                        delay = 0.05
-                        if ever:
-                            self.bus_reconnects += 1
-                            log.info("event=bus_resubscribed instance=%s", self.instance)
-                            await self._until_serving()
-                            self._emit(RESYNC, {})
-                        ever = True
-                    elif msg["type"] == "message":
-                        try:
-                            topic, payload = orjson.loads(msg["data"])
-                        except (orjson.JSONDecodeError, ValueError, TypeError):
-                            log.warning("event=bus_bad_message data=%r", msg["data"][:200])
-                            continue
-                        self._emit(topic, payload)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self._subscribed.clear()
-                log.warning("event=bus_disconnected instance=%s error=%r retry_in=%.2f", self.instance, e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
-
-    async def _until_serving(self, timeout: float = 10.0) -> None:
-        """Wait until Redis serves reads (a restarted Redis may still be loading its AOF)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                async with self._io("ready"):
-                    await self._r.exists(self.keys.instances)
-                return
-            except StoreUnavailable:
-                await asyncio.sleep(0.1)
-
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        async with self._io("publish"):
-            await self._r.publish(self.keys.bus, orjson.dumps([topic, payload]))
-
-    # liveness --------------------------------------------------------
-    async def _beat(self) -> None:
-        k = self.keys
-        ttl_ms = int(self.instance_ttl_s * 1000)
-        fresh = await self._run("heartbeat", [k.heartbeat(self.instance), k.instances], [self.instance, ttl_ms])
-        if self._connected_since is None:
-            self._connected_since = time.monotonic()
-        if int(fresh) and self._sessions:
-            await self._rebind()
-
-    async def _rebind(self) -> None:
-        """A survivor reaped us while we could not reach Redis: bind our live sessions again."""
-        log.warning("event=instance_was_reaped instance=%s sessions=%d", self.instance, len(self._sessions))
-        for agent, (session, status) in list(self._sessions.items()):
-            res = await self._run("agent_connected", [self.keys.agent(agent)],
-                                  [agent, session, status.value, self.instance, "1"])
-            if _str(res[0]) != "ok":
-                self._sessions.pop(agent, None)  # it lives elsewhere now
-        self._emit(RESYNC, {})  # agents re-check what they hold
-
-    async def _liveness_loop(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self.heartbeat_s)
-            if self._closing:
-                return
-            try:
-                await self._beat()
-                assert self._connected_since is not None
-                # Only reap once we have been connected for a whole TTL: after a
-                # Redis restart every heartbeat is gone, and the others need a
-                # beat of their own before they look dead.
-                if time.monotonic() - self._connected_since >= self.instance_ttl_s:
-                    await self._reap_dead()
-            except StoreUnavailable as e:
-                self._connected_since = None
-                log.warning("event=heartbeat_failed instance=%s error=%r", self.instance, e)
-            except Exception:
-                log.exception("event=liveness_failed instance=%s", self.instance)
-
-    async def _reap_dead(self) -> None:
-        k = self.keys
-        async with self._io("instances"):
-            members = sorted(_str(m) for m in await self._r.smembers(k.instances))
-            others = [m for m in members if m != self.instance]
-            if not others:
-                return
-            async with self._r.pipeline(transaction=False) as pipe:
-                for m in others:
-                    pipe.exists(k.heartbeat(m))
-                alive = await pipe.execute()
-        for inst, beating in zip(others, alive, strict=True):
-            if not int(beating):
-                await self._reap(inst)
-
-    async def _reap(self, instance: str) -> list[str] | None:
-        k = self.keys
-        res = await self._run(
-            "reap_instance",
-            [k.heartbeat(instance), k.instances, k.instance_agents(instance), k.inflight(instance), k.timers],
-            [instance, repr(time.time()), repr(self.agent_grace_s)],
-        )
-        if res is None:
-            return None
-        agents = [_str(a) for a in res]
-        if instance != self.instance:
-            log.warning("event=instance_reaped instance=%s by=%s agents=%s", instance, self.instance, ",".join(agents))
-        return agents
+        await self._bus.publish(topic, payload)
 
     # conversations ---------------------------------------------------
     async def create_conversation(self, conv: Conversation) -> None:
