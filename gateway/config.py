@@ -58,6 +58,7 @@ class RoutingConfig:
     customer_idle_close_s: float = 900.0
     channel_skills: Mapping[str, str] = field(default_factory=dict)  # channel -> default skill
     no_bot_channels: tuple[str, ...] = ()  # channels handed straight to people
+    turn_retry_s: float = 5.0  # a customer message whose bot turn is unfinished this long is taken over
 
 
 @dataclass(slots=True, frozen=True)
@@ -201,6 +202,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Co
         customer_idle_close_s=_num(routing_t, "customer_idle_close_s", "routing", 900.0, minimum=1.0),
         channel_skills=dict(channel_skills),
         no_bot_channels=_str_list(routing_t, "no_bot_channels", "routing"),
+        turn_retry_s=_num(routing_t, "turn_retry_s", "routing", 5.0, minimum=0.1),
     )
     if not routing.default_skill:
         raise ConfigError("routing.default_skill", "must not be empty")

@@ -143,3 +143,63 @@ class Conversation:
             rating_comment=str(d.get("rating_comment", "")),
             meta=dict(d.get("meta") or {}),
         )
+
+
+@dataclass(slots=True, frozen=True)
+class MetaMerge:
+    """Put ``items`` into the object at one meta key; keep at most ``keep`` items,
+    dropping those with the smallest ``by`` field (a number every item carries)."""
+
+    items: dict[str, Any]
+    keep: int = 20
+    by: str = "updated"
+
+
+@dataclass(slots=True, frozen=True)
+class MetaPatch:
+    """A change to a conversation's ``meta``, merged inside one store step (never read-modify-write).
+
+    ``set``: top-level keys replaced by these values (``None`` removes the key);
+    ``union``: list keys that gain these items (order kept, no repeats);
+    ``merge``: object keys that gain these items (see ``MetaMerge``).
+    """
+
+    set: dict[str, Any] = field(default_factory=dict)
+    union: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    merge: dict[str, MetaMerge] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.set or self.union or self.merge)
+
+    def apply(self, meta: dict[str, Any]) -> None:
+        """Apply to ``meta`` in place (the memory store; the Lua scripts do the same)."""
+        for k, v in self.set.items():
+            if v is None:
+                meta.pop(k, None)
+            else:
+                meta[k] = v
+        for k, items in self.union.items():
+            if not items:
+                continue
+            cur = meta.get(k)
+            base = list(cur) if isinstance(cur, list) else []
+            seen = set(base)
+            for it in items:
+                if it not in seen:
+                    seen.add(it)
+                    base.append(it)
+            meta[k] = base
+        for k, m in self.merge.items():
+            cur = meta.get(k)
+            obj = dict(cur) if isinstance(cur, dict) else {}
+            obj.update(m.items)
+            while len(obj) > max(m.keep, 0):
+                # smallest ``by`` goes first; ties to the smaller key (as the Lua step does)
+                oldest = min(obj, key=lambda key: (_num(obj[key], m.by), key))
+                del obj[oldest]
+            meta[k] = obj
+
+
+def _num(item: Any, by: str) -> float:
+    v = item.get(by) if isinstance(item, dict) else None
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0

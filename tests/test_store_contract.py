@@ -53,10 +53,11 @@ class Bus:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new.wait(), 0.2)
 
-    async def take(self, store: Store) -> list[Event]:
-        """Events since the last take, in order, without markers and ``ts``."""
+    async def take(self, store: Store, *, queues: bool = False) -> list[Event]:
+        """Events since the last take, in order, without markers and ``ts`` (and ``q:`` queue orders unless asked)."""
         await self.sync(store)
-        out = [(t, _no_ts(p)) for t, p in self.events[self._seen :] if t != "_mark"]
+        out = [(t, _no_ts(p)) for t, p in self.events[self._seen :]
+               if t != "_mark" and (queues or not t.startswith("q:"))]
         self._seen = len(self.events)
         return out
 
@@ -158,7 +159,8 @@ async def test_ping_secret_and_publish(env: Env) -> None:
     assert await (await env.twin()).shared_secret() == secret  # every instance on the store shares it
     await s.publish("c:x", {"type": "typing", "to": "agent"})
     await s.publish("q:presale", {"queue": ["c1"]})
-    assert await env.bus.take(s) == [("c:x", {"type": "typing", "to": "agent"}), ("q:presale", {"queue": ["c1"]})]
+    assert await env.bus.take(s, queues=True) == [("c:x", {"type": "typing", "to": "agent"}),
+                                                  ("q:presale", {"queue": ["c1"]})]
 
 
 # ------------------------------------------------------------------ conversations

@@ -134,7 +134,9 @@ class Ingestor:
             if rec.order:
                 self.turns.submit(conv_id, lambda: self._order_card(rec, conv_id))
             if rec.kind is Kind.TEXT:
-                self.turns.submit(conv_id, lambda: self.service.after_customer_message(conv_id, rec.text))
+                seq, state = int(res.entry["seq"]), res.state
+                self.turns.submit(conv_id, lambda: self.service.after_customer_message(
+                    conv_id, rec.text, seq=seq, state=state, channel=rec.platform))
         return Ingested("stored", conv_id, int(res.entry["seq"]))
 
     async def _order_card(self, rec: InboundRecord, conversation: str) -> None:
@@ -220,7 +222,7 @@ class Ingestor:
             await self._merge_meta(conversation, lambda m: _aftersale(m, ev))
         conv = await self.store.get_conversation(conversation)
         if conv is not None and conv.state is ConvState.BOT:
-            await self.service.handoff(conv, AFTERSALE_SKILL, Priority.HIGH, (ev.label,),
+            await self.service.handoff(conv.id, AFTERSALE_SKILL, Priority.HIGH, (ev.label,),
                                        (ev.order,) if ev.order else ())
 
     @staticmethod

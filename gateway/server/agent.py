@@ -18,7 +18,6 @@ from gateway.server.socket import WsOutlet, accept_socket, error_for, read_hello
 from gateway.service.delivery import Peer
 from gateway.service.ratelimit import TokenBucket
 from gateway.service.tokens import check_token_sha256
-from gateway.store import agent_topic
 
 log = logging.getLogger("gateway.agent")
 
@@ -45,7 +44,7 @@ class AgentSession:
         self.ws = ws
         self.outlet = WsOutlet(ws)
         lim = ctx.config.limits
-        self.peer = Peer(Peer.AGENT, self.outlet, ctx.store.read_log, lim.send_queue)
+        self.peer = Peer(Peer.AGENT, self.outlet, ctx.service.read_log, lim.send_queue)
         self.peer.on_agent_event = self._on_agent_event
         self.peer.on_resync = self._reconcile
         self.bucket = TokenBucket(lim.agent_messages, lim.agent_window_s, time.monotonic())
@@ -77,7 +76,7 @@ class AgentSession:
     async def _assigned(self, conv_id: str) -> None:
         if conv_id in self.peer.watches:
             return  # already listed (welcome raced with the pull)
-        conv = await self.ctx.store.get_conversation(conv_id)
+        conv = await self.ctx.service.conversation(conv_id)
         if conv is None or conv.state is not ConvState.ASSIGNED or conv.agent != self.agent:
             return  # stale: it moved on before we got here
         self.ctx.hub.watch(conv_id, self.peer)
@@ -86,7 +85,7 @@ class AgentSession:
 
     async def _reconcile(self) -> None:
         """After a store reconnect: the assigned/unassigned rings may be lost; compare holdings."""
-        state = await self.ctx.store.get_agent(self.agent)
+        state = await self.ctx.service.agent_state(self.agent)
         if state is None:
             return
         held = set(state.held)
@@ -99,11 +98,11 @@ class AgentSession:
 
     async def _welcome(self) -> None:
         ctx = self.ctx
-        state = await ctx.store.get_agent(self.agent)
+        state = await ctx.service.agent_state(self.agent)
         assert state is not None
         convs: list[dict[str, Any]] = []
         for conv_id in state.held:
-            conv = await ctx.store.get_conversation(conv_id)
+            conv = await ctx.service.conversation(conv_id)
             if conv is None or conv.agent != self.agent:
                 continue
             ctx.hub.watch(conv_id, self.peer)
@@ -142,7 +141,7 @@ class AgentSession:
             await old.outlet.close(1000, "replaced by a new connection")
         self.peer.call(self._welcome)
         await ctx.service.agent_connected(self.agent, self.session, AgentStatus(status_raw))
-        await ctx.store.publish(agent_topic(self.agent), {"type": "_replaced", "session": self.session})
+        await ctx.service.announce_session(self.agent, self.session)
         log.info("event=agent_connected agent=%s status=%s instance=%s", self.agent, status_raw, ctx.instance)
         return True
 

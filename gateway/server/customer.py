@@ -29,7 +29,7 @@ class CustomerSession:
         self.ws = ws
         self.outlet = WsOutlet(ws)
         lim = ctx.config.limits
-        self.peer = Peer(Peer.CUSTOMER, self.outlet, ctx.store.read_log, lim.send_queue)
+        self.peer = Peer(Peer.CUSTOMER, self.outlet, ctx.service.read_log, lim.send_queue)
         self.peer.on_entry = self._seen
         self.bucket = TokenBucket(lim.customer_messages, lim.customer_window_s, time.monotonic())
         self.typing_bucket = TokenBucket(5, 5.0, time.monotonic())
@@ -92,7 +92,7 @@ class CustomerSession:
         opened = await self.ctx.service.open_conversation(self.customer, self.name, self.channel)
         # The welcome of a new conversation shows it as opened (a greeting at most),
         # even if the first message is stored before the welcome goes out.
-        self._start(opened, 0, await self.ctx.store.read_log(opened.conversation.id, 0))
+        self._start(opened, 0, list(opened.log))
 
     async def _refuse(self, code: int, reason: str) -> bool:
         await self.outlet.send_frame({"type": "error", "code": "unauthorized" if code == 4401 else "bad_frame",
@@ -109,10 +109,10 @@ class CustomerSession:
         if conv.had_agent:
             self.last_with_agent = conv.id
         self.ctx.hub.watch(conv.id, self.peer)
-        peer, store = self.peer, self.ctx.store
+        peer, svc = self.peer, self.ctx.service
 
         async def welcome() -> None:
-            entries = snapshot if snapshot is not None else await store.read_log(conv.id, 0)
+            entries = snapshot if snapshot is not None else await svc.read_log(conv.id, 0)
             peer.watches[conv.id] = entries[-1]["seq"] if entries else 0
             await self.outlet.send_frame({
                 "type": "welcome", "conversation": conv.id, "token": opened.token,
@@ -120,13 +120,11 @@ class CustomerSession:
             })
             if snapshot is not None:
                 await peer.sync(conv.id)  # what was stored after the snapshot
-            current = await store.get_conversation(conv.id)
-            if current is not None and current.state is ConvState.QUEUED:  # a resume while waiting
-                queue = await store.queue(current.skill)
-                if conv.id in queue:
-                    position = queue.index(conv.id) + 1
-                    peer.positions[conv.id] = position
-                    await self.outlet.send_frame({"type": "queued", "position": position, "skill": current.skill})
+            current = await svc.conversation(conv.id)
+            position = await svc.queue_position(current) if current is not None else 0
+            if current is not None and position:  # a resume while waiting
+                peer.positions[conv.id] = position
+                await self.outlet.send_frame({"type": "queued", "position": position, "skill": current.skill})
 
         peer.call(welcome)
 
@@ -135,7 +133,7 @@ class CustomerSession:
         t = frame["type"]
         if t == "typing":
             if self.typing_bucket.allow(time.monotonic()) and not self.closed:
-                await self.ctx.service.typing_from_customer(await self.ctx.store.get_conversation(self.conversation))
+                await self.ctx.service.typing_from_customer(self.conversation)
             return
         if not self.bucket.allow(time.monotonic()):
             raise RateLimited("too many messages, slow down", frame_id=frame.get("id"))
@@ -158,18 +156,18 @@ class CustomerSession:
         svc = self.ctx.service
         if self.closed:
             await self._new_conversation()
-        res = await svc.customer_message(self.conversation, fid, text)
+        res = await svc.customer_message(self.conversation, fid, text, vip=self.vip)
         if res.refused:  # closed meanwhile (by the agent or the idle timer)
             await self._new_conversation()
-            res = await svc.customer_message(self.conversation, fid, text)
+            res = await svc.customer_message(self.conversation, fid, text, vip=self.vip)
         ack: dict[str, Any] = {"type": "ack", "seq": res.entry["seq"], "ts": res.entry["ts"]}
         if fid is not None:
             ack["id"] = fid
         self.peer.send(ack)
         METRICS.ack_seconds.observe(time.perf_counter() - started)
         if not res.duplicate:
-            await svc.after_customer_message(self.conversation, text, vip=self.vip, state=res.state,
-                                             channel=self.channel)
+            await svc.after_customer_message(self.conversation, text, seq=int(res.entry["seq"]), vip=self.vip,
+                                             state=res.state, channel=self.channel)
 
     async def _new_conversation(self) -> None:
         self.ctx.hub.unwatch(self.conversation, self.peer)
@@ -184,7 +182,7 @@ class CustomerSession:
             raise BadFrame("comment must be a string of at most 500 characters", frame_id=fid)
         target = self.last_with_agent
         if not target:
-            conv = await self.ctx.store.get_conversation(self.conversation)
+            conv = await self.ctx.service.conversation(self.conversation)
             target = conv.id if conv is not None and conv.had_agent else ""
         if not target:
             raise ProtocolError("no conversation with an agent to rate", code="not_found", frame_id=fid)

@@ -1,8 +1,18 @@
 """The conversation service: the whole customer-service flow, transport-free.
 
-Websocket handlers and platform adapters both call it, so a Douyin message and
-a widget message take the same path: log append (ack), bot turn, handoff,
-routing, fan-out, timers.
+Websocket handlers and platform adapters both call it (and never the store),
+so a Douyin message and a widget message take the same path. Every event is
+ONE store step (one Lua script on Redis, one un-awaited function in memory):
+the Python here only decides (bot, defaults) and counts. A crash between two
+lines of it can never leave a conversation half-moved:
+
+- a customer message is stored with its idle timer and, while the bot has the
+  conversation, a pending turn (``turn:<conv>:<seq>`` timer) in one step;
+- the bot's answer (with its meta patch) or the hand-off (notice, meta,
+  ticket, routing, SLA timer, queue positions) finishes that turn in one step,
+  exactly once: if this instance dies in between, the turn timer fires on a
+  survivor, which decides again and stores the answer (``fire``);
+- close, transfer, rate, agent connect / disconnect / status are one step each.
 """
 
 from __future__ import annotations
@@ -16,15 +26,21 @@ from typing import Any
 from gateway.bot.types import BotDecision, DecisionKind
 from gateway.config import Config
 from gateway.errors import Closed, NotAssigned, NotFound
-from gateway.model import AgentStatus, Conversation, ConvState, Entry, Priority
+from gateway.model import (
+    AgentState,
+    AgentStatus,
+    Conversation,
+    ConvState,
+    Entry,
+    MetaPatch,
+    Priority,
+)
 from gateway.service.botholder import BotHolder
 from gateway.service.metrics import METRICS
 from gateway.service.tokens import check_resume_token, resume_token
-from gateway.store import AppendResult, Guard, Placement, Store, conv_topic
+from gateway.store import AppendResult, Guard, HandoffRequest, Placement, Store, conv_topic
 
 log = logging.getLogger("gateway.service")
-
-_PRIORITY_ORDER = {Priority.NORMAL: 0, Priority.HIGH: 1, Priority.URGENT: 2}
 
 
 def new_conversation_id() -> str:
@@ -35,6 +51,7 @@ def new_conversation_id() -> str:
 class Opened:
     conversation: Conversation
     token: str
+    log: tuple[Entry, ...] = ()  # the log as the open step left it (a new conversation: the greeting)
 
 
 class ConversationService:
@@ -50,6 +67,37 @@ class ConversationService:
         for a in self.config.agents:
             await self.store.register_agent(a.profile)
 
+    # ------------------------------------------------------------ reads
+    async def conversation(self, conversation: str) -> Conversation | None:
+        return await self.store.get_conversation(conversation)
+
+    async def current_conversation(self, customer: str) -> Conversation | None:
+        """The customer's most recent conversation (open or closed)."""
+        conv_id = await self.store.customer_conversation(customer)
+        return await self.store.get_conversation(conv_id) if conv_id else None
+
+    async def read_log(self, conversation: str, after: int = 0) -> list[Entry]:
+        return await self.store.read_log(conversation, after)
+
+    async def queue_position(self, conv: Conversation) -> int:
+        """1-based position of a waiting conversation in its skill queue, 0 if it is not waiting."""
+        if conv.state is not ConvState.QUEUED:
+            return 0
+        queue = await self.store.queue(conv.skill)
+        return queue.index(conv.id) + 1 if conv.id in queue else 0
+
+    async def agent_state(self, agent: str) -> AgentState | None:
+        return await self.store.get_agent(agent)
+
+    async def agents(self) -> list[AgentState]:
+        return await self.store.list_agents()
+
+    async def queue_lengths(self) -> dict[str, int]:
+        return await self.store.queue_lengths()
+
+    async def ready(self) -> bool:
+        return await self.store.ping()
+
     # ------------------------------------------------------------ customers
     def token_for(self, conv: Conversation) -> str:
         return resume_token(self._secret, conv.id, conv.customer_id)
@@ -57,20 +105,15 @@ class ConversationService:
     async def open_conversation(
         self, customer: str, name: str = "", channel: str = "web", meta: dict[str, Any] | None = None
     ) -> Opened:
-        conv = Conversation(
-            id=new_conversation_id(),
-            customer_id=customer,
-            customer_name=name,
-            channel=channel,
-            created_at=time.time(),
-            meta=dict(meta or {}),
-        )
-        await self.store.create_conversation(conv)
-        METRICS.conversations_opened.inc()
+        """One step: the conversation, the customer's pointer to it, the greeting and the idle timer."""
+        conv = Conversation(id=new_conversation_id(), customer_id=customer, customer_name=name, channel=channel,
+                            created_at=time.time(), meta=dict(meta or {}))
+        greeting: Entry | None = None
         if self.config.texts.greeting:
-            await self.store.append(conv.id, {"type": "message", "from": "system", "text": self.config.texts.greeting})
-        await self._touch(conv.id)
-        return Opened(conv, self.token_for(conv))
+            greeting = {"type": "message", "from": "system", "text": self.config.texts.greeting}
+        entries = await self.store.create_conversation(conv, greeting=greeting, timer=self._idle_timer(conv.id))
+        METRICS.conversations_opened.inc()
+        return Opened(conv, self.token_for(conv), tuple(entries))
 
     async def resume_conversation(self, conversation: str, token: str, customer: str = "") -> Opened | None:
         """The conversation if ``token`` was issued for it (and for ``customer``, when given)."""
@@ -83,66 +126,57 @@ class ConversationService:
             return None
         return Opened(conv, token)
 
-    async def customer_message(self, conversation: str, client_id: str | None, text: str, **extra: Any) -> AppendResult:
-        """Store a customer's message. ``refused`` means the conversation is closed."""
+    async def customer_message(
+        self, conversation: str, client_id: str | None, text: str, *, vip: bool = False, **extra: Any
+    ) -> AppendResult:
+        """One step: store the message, move the idle timer, and (bot) record its pending turn.
+
+        ``refused`` means the conversation is closed. Call ``after_customer_message``
+        next (unless ``duplicate``): the turn is answered exactly once, here or,
+        if this instance dies first, on a survivor.
+        """
         entry: Entry = {"type": "message", "from": "customer", "text": text, **extra}
+        now = time.time()
         res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(open=True),
-                                      timer=self._idle_timer(conversation))
+                                      timer=self._idle_timer(conversation, now),
+                                      turn_due=now + self.config.routing.turn_retry_s, vip=vip)
         if not res.refused and not res.duplicate:
             METRICS.customer_messages.inc()
         return res
 
     async def after_customer_message(
-        self, conversation: str, text: str, *, vip: bool = False, state: ConvState | None = None, channel: str = ""
+        self, conversation: str, text: str, *, seq: int, vip: bool = False, state: ConvState | None = None,
+        channel: str = "",
     ) -> None:
-        """The bot's turn (only while nobody has taken over).
+        """The bot's turn for message ``seq`` (only while nobody has taken over): one step.
 
         ``state`` and ``channel`` (from the append and the session) save a read on
-        the hot path; without them the conversation is read first.
+        the hot path; without them the pending turn is read first.
         """
-        conv: Conversation | None = None
         if state is None or not channel:
-            conv = await self.store.get_conversation(conversation)
-            if conv is None:
+            pending = await self.store.pending_turn(conversation, seq)
+            if pending is None:
                 return
-            state, channel = conv.state, conv.channel
+            state, channel = pending.state, pending.channel
         if state is not ConvState.BOT:
-            return  # a person has it, or will: the bot stays silent
+            return  # a person has it, or will: the bot stays silent (the hand-off finished the turn)
         if channel in self.config.routing.no_bot_channels:
-            await self._handoff_by_id(conversation, conv, "", Priority.NORMAL, ("channel without bot",), ())
+            await self.handoff(conversation, "", Priority.NORMAL, ("channel without bot",), turn=seq)
             return
         try:
             decision = self.bot.decide(text, vip=vip)
         except Exception:  # a bot bug must not leave the customer unanswered: people take over
             log.exception("event=bot_failed conversation=%s", conversation)
-            await self._handoff_by_id(conversation, conv, "", Priority.NORMAL, ("bot error",), ())
+            await self.handoff(conversation, "", Priority.NORMAL, ("bot error",), turn=seq)
             return
         METRICS.decisions_by_kind[decision.kind.value].inc()
         if decision.kind is DecisionKind.HANDOFF:
-            await self._handoff_by_id(conversation, conv, decision.skill, decision.priority, decision.reasons,
-                                      decision.orders)
+            await self.handoff(conversation, decision.skill, decision.priority, decision.reasons, decision.orders,
+                               turn=seq)
             return
-        if decision.orders:
-            conv = conv or await self.store.get_conversation(conversation)
-            if conv is None:
-                return
-            orders = list(dict.fromkeys([*conv.meta.get("orders", []), *decision.orders]))
-            conv.meta["orders"] = orders
-            await self.store.update_conversation(conv.id, {"meta": conv.meta})
-        await self.store.append(conversation, self._bot_entry(decision), guard=Guard(state=ConvState.BOT))
-
-    async def _handoff_by_id(
-        self,
-        conversation: str,
-        conv: Conversation | None,
-        skill: str,
-        priority: Priority,
-        reasons: tuple[str, ...],
-        orders: tuple[str, ...],
-    ) -> None:
-        conv = conv or await self.store.get_conversation(conversation)
-        if conv is not None:
-            await self.handoff(conv, skill, priority, reasons, orders)
+        meta = MetaPatch(union={"orders": tuple(decision.orders)}) if decision.orders else None
+        await self.store.append(conversation, self._bot_entry(decision), guard=Guard(state=ConvState.BOT),
+                                turn=seq, meta=meta)
 
     @staticmethod
     def _bot_entry(d: BotDecision) -> Entry:
@@ -155,115 +189,125 @@ class ConversationService:
 
     async def handoff(
         self,
-        conv: Conversation,
+        conversation: str,
         skill: str,
         priority: Priority,
         reasons: tuple[str, ...] | list[str],
         orders: tuple[str, ...] | list[str] = (),
+        *,
+        meta: MetaPatch | None = None,
+        turn: int = 0,
     ) -> Placement | None:
-        """Hand a BOT conversation to people: notice first, then assign or queue."""
-        skill = (
-            skill
-            or str(conv.meta.get("default_skill") or "")  # a platform shop's own default team
-            or self.config.routing.channel_skills.get(conv.channel, "")
-            or self.config.routing.default_skill
+        """Hand a BOT conversation to people, in one step (None: it is not with the bot, or the turn is done).
+
+        ``skill`` "" picks the conversation's ``meta.default_skill`` (a platform
+        shop's own team), else the channel's skill, else ``routing.default_skill``.
+        """
+        now = time.time()
+        routing = self.config.routing
+        extra = meta or MetaPatch()
+        patch = MetaPatch(
+            set={**extra.set, "handoff_reason": "、".join(reasons) if reasons else "customer asked for a person",
+                 "reasons": list(reasons), "queued_at": now},
+            union={**extra.union, "orders": (*extra.union.get("orders", ()), *orders)},
+            merge=extra.merge,
         )
-        res = await self.store.append(
-            conv.id,
-            {"type": "message", "from": "system", "text": self.config.texts.handoff},
-            guard=Guard(state=ConvState.BOT),
+        req = HandoffRequest(
+            notice={"type": "message", "from": "system", "text": self.config.texts.handoff},
+            skill=skill, priority=Priority(priority), channel_skills=dict(routing.channel_skills),
+            default_skill=routing.default_skill, meta=patch, turn=turn,
+            sla=(f"sla:{conversation}", now + self.config.ack_target_s),
         )
-        if res.refused:
-            return None
-        meta = dict(conv.meta)
-        meta["handoff_reason"] = "、".join(reasons) if reasons else "customer asked for a person"
-        meta["reasons"] = list(reasons)
-        meta["queued_at"] = time.time()
-        if orders:
-            meta["orders"] = list(dict.fromkeys([*meta.get("orders", []), *orders]))
-        await self.store.update_conversation(conv.id, {"meta": meta})
-        placement = await self.store.assign_or_enqueue(conv.id, skill, priority)
+        placement = await self.store.handoff(conversation, req)
         if placement is None:
             return None
-        METRICS.handoffs.labels(skill, priority.value).inc()
-        await self.store.schedule(f"sla:{conv.id}", time.time() + self.config.ack_target_s)
-        await self.placed([placement])
+        METRICS.handoffs.labels(placement.skill, Priority(priority).value).inc()
+        self.placed([placement])
         log.info("event=handoff conversation=%s skill=%s priority=%s agent=%s position=%s",
-                 conv.id, skill, priority.value, placement.agent or "-", placement.position)
+                 conversation, placement.skill, Priority(priority).value, placement.agent or "-", placement.position)
         return placement
+
+    async def patch_meta(self, conversation: str, patch: MetaPatch) -> None:
+        """Merge ``patch`` into the conversation's meta (one step; NotFound if there is none)."""
+        if not await self.store.patch_meta(conversation, patch):
+            raise NotFound(f"no conversation {conversation}")
+
+    async def note(self, conversation: str, entry: Entry, meta: MetaPatch | None = None) -> AppendResult:
+        """Log a system entry (a platform event, a delivery failure) and patch meta, while the conversation is open."""
+        return await self.store.append(conversation, entry, guard=Guard(open=True), meta=meta)
 
     async def escalate(self, conversation: str, priority: Priority) -> None:
         """Raise the priority of a conversation that is still with the bot (never lowers it)."""
-        conv = await self.store.get_conversation(conversation)
-        if conv is not None and conv.state is ConvState.BOT and _PRIORITY_ORDER[priority] > _PRIORITY_ORDER[conv.priority]:
-            await self.store.update_conversation(conversation, {"priority": priority.value})
+        await self.store.raise_priority(conversation, priority)
 
     async def customer_close(self, conversation: str) -> bool:
-        res = await self.store.close_conversation(conversation, "customer")
+        res = await self.store.close_conversation(conversation, "customer", survey=True)
         if not res.closed:
             raise Closed("the conversation is already closed")
-        await self._closed(conversation, res.agent, res.placements, res.left_queue, survey=bool(res.agent))
+        self._closed(res.placements)
         return True
 
     async def rate(self, conversation: str, score: int, comment: str) -> None:
-        conv = await self.store.get_conversation(conversation)
-        if conv is None or not conv.had_agent:
+        agent = await self.store.rate(conversation, score, comment)
+        if not agent:
             raise NotFound("no conversation with an agent to rate")
-        await self.store.update_conversation(conversation, {"rating": score, "rating_comment": comment})
         METRICS.ratings.labels(str(score)).inc()
-        log.info("event=rated conversation=%s agent=%s score=%d", conversation, conv.had_agent, score)
+        log.info("event=rated conversation=%s agent=%s score=%d", conversation, agent, score)
 
-    async def typing_from_customer(self, conv: Conversation | None) -> None:
+    async def typing_from_customer(self, conversation: str) -> None:
+        conv = await self.store.get_conversation(conversation)
         if conv is not None and conv.state is ConvState.ASSIGNED:
             await self.store.publish(conv_topic(conv.id), {"type": "typing", "conversation": conv.id, "to": "agent"})
 
+    async def notify(self, conversation: str, frame: dict[str, Any], to: str = "agent") -> None:
+        """A frame (not logged) for whoever watches the conversation on ``to``'s side, on any instance."""
+        await self.store.publish(conv_topic(conversation), {**frame, "to": to})
+
     # ------------------------------------------------------------ agents
     async def agent_connected(self, agent: str, session: str, status: AgentStatus) -> str:
-        await self.store.cancel(f"grace:{agent}")
+        """One step: bind the session, drop the grace timer, pull waiting conversations."""
         previous, placements = await self.store.agent_connected(agent, session, status, self.instance)
-        await self.placed(placements)
+        self.placed(placements)
         METRICS.agents_connected.inc()
         return previous
 
     async def agent_disconnected(self, agent: str, session: str) -> None:
+        """One step: offline, and either the grace timer or (no grace) its conversations routed again."""
         METRICS.agents_connected.dec()
-        if await self.store.agent_disconnected(agent, session):
-            grace = self.config.routing.agent_grace_s
-            if grace <= 0:
-                await self.placed(await self.store.requeue_agent(agent))
-            else:
-                await self.store.schedule(f"grace:{agent}", time.time() + grace)
+        grace = self.config.routing.agent_grace_s
+        if await self.store.agent_disconnected(agent, session, grace=(f"grace:{agent}", time.time() + grace),
+                                               requeue=grace <= 0):
             log.info("event=agent_disconnected agent=%s grace_s=%s", agent, grace)
 
     async def agent_status(self, agent: str, session: str, status: AgentStatus) -> None:
-        await self.placed(await self.store.set_agent_status(agent, session, status))
+        self.placed(await self.store.set_agent_status(agent, session, status))
 
     async def agent_message(self, agent: str, conversation: str, client_id: str | None, text: str) -> AppendResult:
+        """One step: store (only while the agent holds it), move the idle timer, stop the SLA timer."""
         a = self.config.agent(agent)
         name = a.profile.name if a else agent
         entry: Entry = {"type": "message", "from": "agent", "text": text, "agent": {"id": agent, "name": name}}
         try:
             res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(agent=agent),
-                                          timer=self._idle_timer(conversation))
+                                          timer=self._idle_timer(conversation), cancel=(f"sla:{conversation}",))
         except NotFound as e:
             raise NotAssigned(f"you do not hold {conversation}") from e
         if res.refused:
             raise NotAssigned(f"you do not hold {conversation}")
         if not res.duplicate:
             METRICS.agent_messages.inc()
-            await self.store.cancel(f"sla:{conversation}")
         return res
 
     async def agent_transfer(self, agent: str, conversation: str, skill: str = "", to_agent: str = "") -> None:
         res = await self.store.transfer(conversation, agent, skill=skill, to_agent=to_agent)  # raises NotAssigned first
-        await self.placed([res.placement, *res.pulled])
+        self.placed([res.placement, *res.pulled])
 
     async def agent_close(self, agent: str, conversation: str, resolution: str) -> None:
         try:
-            res = await self.store.close_conversation(conversation, resolution, by_agent=agent)
+            res = await self.store.close_conversation(conversation, resolution, by_agent=agent, survey=True)
         except NotFound as e:
             raise NotAssigned(f"you do not hold {conversation}") from e
-        await self._closed(conversation, res.agent, res.placements, res.left_queue, survey=True)
+        self._closed(res.placements)
 
     async def typing_from_agent(self, agent: str, conversation: str) -> None:
         conv = await self.store.get_conversation(conversation)
@@ -271,70 +315,57 @@ class ConversationService:
             raise NotAssigned(f"you do not hold {conversation}")
         await self.store.publish(conv_topic(conversation), {"type": "typing", "from": "agent", "to": "customer"})
 
-    # ------------------------------------------------------------ shared steps
-    async def _closed(
-        self, conversation: str, agent: str, pulled: tuple[Placement, ...], left_queue: str, *, survey: bool
-    ) -> None:
-        await self.store.cancel(f"idle:{conversation}")
-        await self.store.cancel(f"sla:{conversation}")
-        METRICS.conversations_closed.inc()
-        if survey:
-            await self.store.publish(conv_topic(conversation), {"type": "survey", "conversation": conversation})
-        await self.placed(pulled)
-        if left_queue:
-            await self._publish_queue(left_queue)
+    async def announce_session(self, agent: str, session: str) -> None:
+        """Tell this agent's older sessions on every instance that they were replaced."""
+        await self.store.publish(f"a:{agent}", {"type": "_replaced", "session": session})
 
-    async def placed(self, placements: list[Placement] | tuple[Placement, ...]) -> None:
-        """Tell waiting customers where they stand after routing steps."""
-        moved: set[str] = set()
+    # ------------------------------------------------------------ shared steps
+    def _closed(self, pulled: tuple[Placement, ...]) -> None:
+        METRICS.conversations_closed.inc()
+        self.placed(pulled)
+
+    @staticmethod
+    def placed(placements: list[Placement] | tuple[Placement, ...]) -> None:
+        """Count assignments (the store step already told waiting customers their new positions)."""
         for p in placements:
             if p.agent:
                 METRICS.assignments.inc()
-                if p.from_queue:
-                    moved.add(p.skill)
-            else:
-                moved.add(p.skill)
-        for skill in moved:
-            await self._publish_queue(skill)
 
-    async def _publish_queue(self, skill: str) -> None:
-        await self.store.publish(f"q:{skill}", {"queue": await self.store.queue(skill)})
-
-    def _idle_timer(self, conversation: str) -> tuple[str, float]:
-        return f"idle:{conversation}", time.time() + self.config.routing.customer_idle_close_s
-
-    async def _touch(self, conversation: str) -> None:
-        await self.store.schedule(*self._idle_timer(conversation))
+    def _idle_timer(self, conversation: str, now: float | None = None) -> tuple[str, float]:
+        return f"idle:{conversation}", (now or time.time()) + self.config.routing.customer_idle_close_s
 
     # ------------------------------------------------------------ timers
     async def fire(self, key: str) -> None:
+        """A due timer, claimed by this instance: one step each."""
         kind, _, ident = key.partition(":")
         if kind == "grace":
             placements = await self.store.requeue_agent(ident)
             log.info("event=grace_expired agent=%s requeued=%d", ident, len(placements))
-            await self.placed(placements)
+            self.placed(placements)
         elif kind == "idle":
-            await self._idle(ident)
+            res = await self.store.close_conversation(
+                ident, "idle", notice={"type": "message", "from": "system", "text": self.config.texts.closed_idle},
+                idle_retry=self._idle_timer(ident), survey=True)
+            if res.closed:
+                self._closed(res.placements)
         elif kind == "sla":
-            conv = await self.store.get_conversation(ident)
-            if conv is not None and conv.state is ConvState.QUEUED:
+            notice = await self.store.append(
+                ident, {"type": "message", "from": "system", "text": self.config.texts.sla_waiting},
+                guard=Guard(state=ConvState.QUEUED))
+            if not notice.refused:
                 METRICS.sla_waiting_notices.inc()
-                await self.store.append(
-                    ident, {"type": "message", "from": "system", "text": self.config.texts.sla_waiting},
-                    guard=Guard(state=ConvState.QUEUED),
-                )
+        elif kind == "turn":
+            await self._recover_turn(ident)
 
-    async def _idle(self, conversation: str) -> None:
-        conv = await self.store.get_conversation(conversation)
-        if conv is None or conv.state is ConvState.CLOSED:
+    async def _recover_turn(self, ident: str) -> None:
+        """A customer message whose turn was not finished in time (its instance died, or is stuck)."""
+        conversation, _, seq = ident.rpartition(":")
+        if not seq.isdigit():
             return
-        if conv.state is ConvState.QUEUED:  # we keep them waiting, not the other way round
-            await self._touch(conversation)
+        pending = await self.store.pending_turn(conversation, int(seq))
+        if pending is None:
             return
-        await self.store.append(
-            conversation, {"type": "message", "from": "system", "text": self.config.texts.closed_idle},
-            guard=Guard(open=True),
-        )
-        res = await self.store.close_conversation(conversation, "idle")
-        if res.closed:
-            await self._closed(conversation, res.agent, res.placements, res.left_queue, survey=bool(res.agent))
+        log.warning("event=turn_recovered conversation=%s seq=%s", conversation, seq)
+        METRICS.turns_recovered.inc()
+        await self.after_customer_message(conversation, str(pending.entry.get("text", "")), seq=pending.seq,
+                                          vip=pending.vip, state=pending.state, channel=pending.channel)

@@ -19,6 +19,10 @@ class Metrics:
         self.sla_waiting_notices = Counter(
             "gateway_sla_waiting_notices_total", "Queued conversations past the ack target", registry=r
         )
+        self.turns_recovered = Counter(
+            "gateway_turns_recovered_total", "Bot turns finished by a timer (their instance died or stalled)",
+            registry=r,
+        )
         self.errors = Counter("gateway_errors_total", "Error frames sent", ["code"], registry=r)
         self.customers_connected = Gauge("gateway_customers_connected", "Customer sockets", registry=r)
         self.agents_connected = Gauge("gateway_agents_connected", "Agent sockets", registry=r)

@@ -8,11 +8,15 @@ from gateway.store.base import (
     BusListener,
     CloseResult,
     Guard,
+    HandoffRequest,
+    PendingTurn,
     Placement,
     Store,
     TransferResult,
     agent_topic,
     conv_topic,
+    queue_topic,
+    turn_timer,
 )
 from gateway.store.memory import MemoryStore
 
@@ -21,13 +25,17 @@ __all__ = [
     "BusListener",
     "CloseResult",
     "Guard",
+    "HandoffRequest",
     "MemoryStore",
+    "PendingTurn",
     "Placement",
     "Store",
     "TransferResult",
     "agent_topic",
     "conv_topic",
     "open_store",
+    "queue_topic",
+    "turn_timer",
 ]
 
 

@@ -5,6 +5,8 @@ is the definition. Every method that changes routing state is atomic: the
 routing decision, the state change and the log entries it implies (``assigned``,
 ``transferred``, ``closed``) happen together or not at all, and each log entry
 is published on the bus (topic ``c:<conversation>``) as part of the same step.
+A step that changes a skill queue publishes the queue's new order on
+``q:<skill>`` (``{"queue": [conversation ids]}``) once, at its end.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, ConvState, Entry, Priority
+from gateway.model import (
+    AgentProfile,
+    AgentState,
+    AgentStatus,
+    Conversation,
+    ConvState,
+    Entry,
+    MetaPatch,
+    Priority,
+)
 
 BusListener = Callable[[str, dict[str, Any]], None]
 """Called with (topic, payload) for every bus message, on every instance."""
@@ -26,6 +37,21 @@ def conv_topic(conversation: str) -> str:
 
 def agent_topic(agent: str) -> str:
     return f"a:{agent}"
+
+
+def queue_topic(skill: str) -> str:
+    return f"q:{skill}"
+
+
+TOPIC_PREFIXES = {"conversation": "c:", "agent": "a:", "queue": "q:"}
+"""Bus topic prefixes (the Lua scripts get them generated from here)."""
+
+TIMER_PREFIXES = {"idle": "idle:", "sla": "sla:", "grace": "grace:", "turn": "turn:"}
+"""Timer key prefixes: ``idle:<conv>``, ``sla:<conv>``, ``grace:<agent>``, ``turn:<conv>:<seq>``."""
+
+
+def turn_timer(conversation: str, seq: int) -> str:
+    return f"turn:{conversation}:{seq}"
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,6 +92,32 @@ class CloseResult:
 
 
 @dataclass(slots=True, frozen=True)
+class PendingTurn:
+    """A stored customer message whose bot turn has not been finished."""
+
+    conversation: str
+    seq: int
+    state: ConvState
+    channel: str
+    entry: Entry
+    vip: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class HandoffRequest:
+    """Everything one hand-off step needs (decided in Python, applied atomically)."""
+
+    notice: Entry  # the system message telling the customer a person is coming
+    skill: str  # "" = the conversation's ``meta.default_skill``, else by channel, else ``default_skill``
+    priority: Priority
+    channel_skills: dict[str, str]
+    default_skill: str
+    meta: MetaPatch  # reasons, queued_at, orders …
+    turn: int = 0  # the customer message whose turn this finishes (0 = none): refused if not pending
+    sla: tuple[str, float] | None = None  # the SLA timer scheduled when it waits or is assigned
+
+
+@dataclass(slots=True, frozen=True)
 class TransferResult:
     placement: Placement  # where the conversation went
     pulled: tuple[Placement, ...] = ()  # what the releasing agent pulled
@@ -101,8 +153,14 @@ class Store(abc.ABC):
 
     # conversations ---------------------------------------------------
     @abc.abstractmethod
-    async def create_conversation(self, conv: Conversation) -> None:
-        """Store a new conversation and make it the customer's current one."""
+    async def create_conversation(
+        self, conv: Conversation, *, greeting: Entry | None = None, timer: tuple[str, float] | None = None
+    ) -> list[Entry]:
+        """Store a new conversation and make it the customer's current one.
+
+        In the same step: ``greeting`` appended (returned, stored, as the log so
+        far) and ``timer`` scheduled.
+        """
 
     @abc.abstractmethod
     async def get_conversation(self, conversation: str) -> Conversation | None: ...
@@ -115,6 +173,18 @@ class Store(abc.ABC):
     async def customer_conversation(self, customer: str) -> str | None:
         """The customer's current (most recent) conversation id."""
 
+    @abc.abstractmethod
+    async def patch_meta(self, conversation: str, patch: MetaPatch) -> bool:
+        """Merge ``patch`` into the conversation's meta in one step. False if there is no such conversation."""
+
+    @abc.abstractmethod
+    async def rate(self, conversation: str, score: int, comment: str) -> str:
+        """Store a rating if an agent ever held the conversation: that agent's id, else "" (nothing stored)."""
+
+    @abc.abstractmethod
+    async def raise_priority(self, conversation: str, priority: Priority) -> bool:
+        """Raise the priority of a BOT conversation (never lowers it). True if it changed."""
+
     # log -------------------------------------------------------------
     @abc.abstractmethod
     async def append(
@@ -125,14 +195,30 @@ class Store(abc.ABC):
         client_id: str | None = None,
         guard: Guard | None = None,
         timer: tuple[str, float] | None = None,
+        cancel: tuple[str, ...] = (),
+        turn_due: float | None = None,
+        vip: bool = False,
+        turn: int = 0,
+        meta: MetaPatch | None = None,
     ) -> AppendResult:
         """Append with the next seq and ``ts``; dedupe by ``client_id``; publish.
 
         A ``client_id`` already seen in this conversation returns the first entry
-        (``duplicate``) and stores nothing, whatever the guard says. ``timer``
-        (key, due) is scheduled in the same step when the entry is stored (one
-        round trip for the idle timer that every message moves).
+        (``duplicate``) and stores nothing, whatever the guard says. When the
+        entry is stored, in the same step: ``timer`` (key, due) is scheduled,
+        the ``cancel`` timers are cancelled, ``meta`` is merged.
+
+        Bot turns: with ``turn_due``, a customer message stored while the
+        conversation is with the bot becomes a pending turn (timer
+        ``turn:<conv>:<seq>`` due then, ``vip`` remembered), so a survivor
+        answers it if this instance dies first. With ``turn`` (a seq), the entry
+        finishes that pending turn: refused when the turn is not pending any
+        more (answered elsewhere, handed off, closed), so a turn is answered once.
         """
+
+    @abc.abstractmethod
+    async def pending_turn(self, conversation: str, seq: int) -> PendingTurn | None:
+        """The pending turn of message ``seq``, or None when it is finished (or never was)."""
 
     @abc.abstractmethod
     async def read_log(self, conversation: str, after: int = 0) -> list[Entry]:
@@ -159,8 +245,14 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def agent_disconnected(self, agent: str, session: str) -> bool:
-        """Mark the agent offline if ``session`` is still its session. True if it was."""
+    async def agent_disconnected(
+        self, agent: str, session: str, *, grace: tuple[str, float] | None = None, requeue: bool = False
+    ) -> bool:
+        """Mark the agent offline if ``session`` is still its session. True if it was.
+
+        In the same step: ``grace`` (key, due) scheduled, or with ``requeue``
+        its conversations routed again at once (as ``requeue_agent``).
+        """
 
     @abc.abstractmethod
     async def set_agent_status(self, agent: str, session: str, status: AgentStatus) -> list[Placement]:
@@ -183,6 +275,16 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def handoff(self, conversation: str, req: HandoffRequest) -> Placement | None:
+        """Hand a BOT conversation to people in one step.
+
+        Guard (BOT; the pending ``turn`` if given), the notice, the meta patch,
+        every pending turn finished, the ticket, routing (assign or queue), the
+        SLA timer and the queue's new positions. None when the guard failed
+        (nothing changed).
+        """
+
+    @abc.abstractmethod
     async def transfer(
         self, conversation: str, from_agent: str, *, skill: str = "", to_agent: str = ""
     ) -> TransferResult:
@@ -193,10 +295,24 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def close_conversation(self, conversation: str, reason: str, *, by_agent: str = "") -> CloseResult:
+    async def close_conversation(
+        self,
+        conversation: str,
+        reason: str,
+        *,
+        by_agent: str = "",
+        notice: Entry | None = None,
+        idle_retry: tuple[str, float] | None = None,
+        survey: bool = False,
+    ) -> CloseResult:
         """Close (append ``closed``), release its holder and let the holder pull.
 
-        With ``by_agent`` the agent must hold it, else NotAssigned.
+        With ``by_agent`` the agent must hold it, else NotAssigned. In the same
+        step: ``notice`` appended before ``closed``; every pending turn and the
+        conversation's ``idle:``/``sla:`` timers dropped; with ``survey`` and a
+        holder, ``{"type":"survey"}`` published on ``c:<conv>``. With
+        ``idle_retry`` (the idle timer firing) a QUEUED conversation is not
+        closed: that timer is scheduled again (``closed`` False).
         """
 
     @abc.abstractmethod

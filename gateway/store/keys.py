@@ -39,6 +39,16 @@ from __future__ import annotations
 
 from gateway.errors import ConfigError
 
+SUFFIXES = {
+    "secret": "secret", "agents": "agents", "queues": "queues", "tickets": "tickets", "stamp": "stamp",
+    "timers": "timers", "instances": "instances", "bus": "bus", "dead": "dead", "claim": "claim:",
+    "conv": "conv:", "log": "log:", "dedupe": "dedupe:", "cust": "cust:", "agent": "agent:", "held": "held:",
+    "free": "free:", "queue": "queue:", "hb": "hb:", "inflight": "inflight:", "inst_agents": "inst_agents:",
+}
+"""The one spelling of every key suffix; the Lua scripts get them generated as ``K_<NAME>``."""
+
+_S = SUFFIXES
+
 
 class Keys:
     __slots__ = ("namespace", "prefix")
@@ -52,75 +62,75 @@ class Keys:
     # namespace-wide
     @property
     def secret(self) -> str:
-        return self.prefix + "secret"
+        return self.prefix + _S["secret"]
 
     @property
     def agents(self) -> str:
-        return self.prefix + "agents"
+        return self.prefix + _S["agents"]
 
     @property
     def queues(self) -> str:
-        return self.prefix + "queues"
+        return self.prefix + _S["queues"]
 
     @property
     def tickets(self) -> str:
-        return self.prefix + "tickets"
+        return self.prefix + _S["tickets"]
 
     @property
     def stamp(self) -> str:
-        return self.prefix + "stamp"
+        return self.prefix + _S["stamp"]
 
     @property
     def timers(self) -> str:
-        return self.prefix + "timers"
+        return self.prefix + _S["timers"]
 
     @property
     def instances(self) -> str:
-        return self.prefix + "instances"
+        return self.prefix + _S["instances"]
 
     @property
     def bus(self) -> str:
-        return self.prefix + "bus"
+        return self.prefix + _S["bus"]
 
     @property
     def dead_letters(self) -> str:
-        return self.prefix + "dead"
+        return self.prefix + _S["dead"]
 
     def claim(self, key: str) -> str:
-        return f"{self.prefix}claim:{key}"
+        return self.prefix + _S["claim"] + key
 
     # per conversation
     def conv(self, conversation: str) -> str:
-        return f"{self.prefix}conv:{conversation}"
+        return self.prefix + _S["conv"] + conversation
 
     def log(self, conversation: str) -> str:
-        return f"{self.prefix}log:{conversation}"
+        return self.prefix + _S["log"] + conversation
 
     def dedupe(self, conversation: str) -> str:
-        return f"{self.prefix}dedupe:{conversation}"
+        return self.prefix + _S["dedupe"] + conversation
 
     def customer(self, customer: str) -> str:
-        return f"{self.prefix}cust:{customer}"
+        return self.prefix + _S["cust"] + customer
 
     # per agent / skill
     def agent(self, agent: str) -> str:
-        return f"{self.prefix}agent:{agent}"
+        return self.prefix + _S["agent"] + agent
 
     def held(self, agent: str) -> str:
-        return f"{self.prefix}held:{agent}"
+        return self.prefix + _S["held"] + agent
 
     def free(self, skill: str) -> str:
-        return f"{self.prefix}free:{skill}"
+        return self.prefix + _S["free"] + skill
 
     def queue(self, skill: str) -> str:
-        return f"{self.prefix}queue:{skill}"
+        return self.prefix + _S["queue"] + skill
 
     # per instance
     def heartbeat(self, instance: str) -> str:
-        return f"{self.prefix}hb:{instance}"
+        return self.prefix + _S["hb"] + instance
 
     def inflight(self, instance: str) -> str:
-        return f"{self.prefix}inflight:{instance}"
+        return self.prefix + _S["inflight"] + instance
 
     def instance_agents(self, instance: str) -> str:
-        return f"{self.prefix}inst_agents:{instance}"
+        return self.prefix + _S["inst_agents"] + instance

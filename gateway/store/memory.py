@@ -7,25 +7,38 @@ one event loop each is atomic, as the Redis Lua scripts are.
 from __future__ import annotations
 
 import bisect
-import heapq
 import os
 import time
 from typing import Any
 
 from gateway.errors import NotAssigned, NotFound
-from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, ConvState, Entry, Priority
+from gateway.model import (
+    AgentProfile,
+    AgentState,
+    AgentStatus,
+    Conversation,
+    ConvState,
+    Entry,
+    MetaPatch,
+    Priority,
+)
 from gateway.routing import AgentView, WaitingView, pick_agent, pick_waiting, queue_score
 from gateway.store.base import (
     AppendResult,
     BusListener,
     CloseResult,
     Guard,
+    HandoffRequest,
+    PendingTurn,
     Placement,
     Store,
     TransferResult,
     agent_topic,
     conv_topic,
+    queue_topic,
+    turn_timer,
 )
+from gateway.store.memory_extras import MemoryClaims, MemoryTimers
 
 
 class _Log:
@@ -36,8 +49,10 @@ class _Log:
         self.by_client: dict[str, Entry] = {}
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryTimers, MemoryClaims, Store):
     def __init__(self, namespace: str = "default") -> None:
+        MemoryTimers.__init__(self)
+        MemoryClaims.__init__(self)
         self.namespace = namespace
         self._listener: BusListener | None = None
         self._secret = os.urandom(32)
@@ -50,11 +65,8 @@ class MemoryStore(Store):
         self._waiting: dict[str, tuple[str, tuple[int, str]]] = {}  # conv -> (skill, queue item)
         self._tickets = 0
         self._stamp = 0.0  # last assignment stamp, strictly increasing
-        self._timers: dict[str, float] = {}
-        self._timer_heap: list[tuple[float, str]] = []
-        self._claims: dict[str, tuple[str, float]] = {}  # key -> (value, expires at)
-        self._claims_sweep_at = 1024
-        self._dead: list[dict[str, Any]] = []  # oldest first
+        self._turns: dict[str, dict[int, bool]] = {}  # conv -> pending turns: seq -> vip
+        self._moved: set[str] = set()  # skill queues changed by the current step
 
     # lifecycle -------------------------------------------------------
     async def start(self, listener: BusListener) -> None:
@@ -74,10 +86,15 @@ class MemoryStore(Store):
             self._listener(topic, payload)
 
     # conversations ---------------------------------------------------
-    async def create_conversation(self, conv: Conversation) -> None:
-        self._convs[conv.id] = conv
+    async def create_conversation(
+        self, conv: Conversation, *, greeting: Entry | None = None, timer: tuple[str, float] | None = None
+    ) -> list[Entry]:
+        self._convs[conv.id] = Conversation.from_dict(conv.to_dict())
         self._logs[conv.id] = _Log()
         self._customer_conv[conv.customer_id] = conv.id
+        if timer is not None:
+            self._schedule(*timer)
+        return [self._append(conv.id, greeting)] if greeting is not None else []
 
     async def get_conversation(self, conversation: str) -> Conversation | None:
         c = self._convs.get(conversation)
@@ -95,6 +112,27 @@ class MemoryStore(Store):
     async def customer_conversation(self, customer: str) -> str | None:
         return self._customer_conv.get(customer)
 
+    async def patch_meta(self, conversation: str, patch: MetaPatch) -> bool:
+        c = self._convs.get(conversation)
+        if c is None:
+            return False
+        patch.apply(c.meta)
+        return True
+
+    async def rate(self, conversation: str, score: int, comment: str) -> str:
+        c = self._convs.get(conversation)
+        if c is None or not c.had_agent:
+            return ""
+        c.rating, c.rating_comment = score, comment
+        return c.had_agent
+
+    async def raise_priority(self, conversation: str, priority: Priority) -> bool:
+        c = self._convs.get(conversation)
+        if c is None or c.state is not ConvState.BOT or Priority(priority).rank >= c.priority.rank:
+            return False
+        c.priority = Priority(priority)
+        return True
+
     # log -------------------------------------------------------------
     async def append(
         self,
@@ -104,6 +142,11 @@ class MemoryStore(Store):
         client_id: str | None = None,
         guard: Guard | None = None,
         timer: tuple[str, float] | None = None,
+        cancel: tuple[str, ...] = (),
+        turn_due: float | None = None,
+        vip: bool = False,
+        turn: int = 0,
+        meta: MetaPatch | None = None,
     ) -> AppendResult:
         log = self._logs.get(conversation)
         if log is None:
@@ -114,12 +157,44 @@ class MemoryStore(Store):
                 return AppendResult(first, duplicate=True)
         if guard is not None and not self._guard_holds(conversation, guard):
             return AppendResult({}, refused=True)
+        pending = self._turns.get(conversation)
+        if turn and (pending is None or turn not in pending):
+            return AppendResult({}, refused=True)
+        c = self._convs[conversation]
+        if meta:
+            meta.apply(c.meta)
         stored = self._append(conversation, entry)
         if client_id is not None:
             log.by_client[client_id] = stored
+        if turn and pending is not None:
+            del pending[turn]
+            self._cancel(turn_timer(conversation, turn))
+        if turn_due is not None and c.state is ConvState.BOT:
+            self._turns.setdefault(conversation, {})[stored["seq"]] = vip
+            self._schedule(turn_timer(conversation, stored["seq"]), turn_due)
         if timer is not None:
-            await self.schedule(*timer)
-        return AppendResult(stored, state=self._convs[conversation].state)
+            self._schedule(*timer)
+        for key in cancel:
+            self._cancel(key)
+        return AppendResult(stored, state=c.state)
+
+    async def pending_turn(self, conversation: str, seq: int) -> PendingTurn | None:
+        pending = self._turns.get(conversation)
+        c = self._convs.get(conversation)
+        if pending is None or seq not in pending or c is None:
+            return None
+        return PendingTurn(conversation, seq, c.state, c.channel, self._logs[conversation].entries[seq - 1],
+                           pending[seq])
+
+    def _clear_turns(self, conversation: str) -> None:
+        for seq in self._turns.pop(conversation, {}):
+            self._cancel(turn_timer(conversation, seq))
+
+    def _flush_moved(self) -> None:
+        """Publish the new order of every queue the step changed (once each, at its end)."""
+        for skill in sorted(self._moved):
+            self._emit(queue_topic(skill), {"queue": [cid for _, cid in self._queues.get(skill, [])]})
+        self._moved.clear()
 
     def _guard_holds(self, conversation: str, guard: Guard) -> bool:
         c = self._convs[conversation]
@@ -172,13 +247,24 @@ class MemoryStore(Store):
         previous = self._sessions.get(agent, "")
         self._sessions[agent] = session
         a.status = status
-        return previous, self._pull(a) if status is AgentStatus.ONLINE else []
+        self._cancel(f"grace:{agent}")
+        pulled = self._pull(a) if status is AgentStatus.ONLINE else []
+        self._flush_moved()
+        return previous, pulled
 
-    async def agent_disconnected(self, agent: str, session: str) -> bool:
+    async def agent_disconnected(
+        self, agent: str, session: str, *, grace: tuple[str, float] | None = None, requeue: bool = False
+    ) -> bool:
         if self._sessions.get(agent) != session:
             return False
         del self._sessions[agent]
-        self._agent(agent).status = AgentStatus.OFFLINE
+        a = self._agent(agent)
+        a.status = AgentStatus.OFFLINE
+        if requeue:
+            self._requeue(a)
+            self._flush_moved()
+        elif grace is not None:
+            self._schedule(*grace)
         return True
 
     async def set_agent_status(self, agent: str, session: str, status: AgentStatus) -> list[Placement]:
@@ -186,12 +272,20 @@ class MemoryStore(Store):
         if self._sessions.get(agent) != session:
             return []
         a.status = status
-        return self._pull(a) if status is AgentStatus.ONLINE else []
+        pulled = self._pull(a) if status is AgentStatus.ONLINE else []
+        self._flush_moved()
+        return pulled
 
     async def requeue_agent(self, agent: str) -> list[Placement]:
         a = self._agent(agent)
         if a.status is not AgentStatus.OFFLINE:
             return []
+        out = self._requeue(a)
+        self._flush_moved()
+        return out
+
+    def _requeue(self, a: AgentState) -> list[Placement]:
+        agent = a.id
         out: list[Placement] = []
         for conv_id in list(a.held):
             a.held.remove(conv_id)
@@ -231,6 +325,7 @@ class MemoryStore(Store):
         item = (queue_score(c.priority, c.ticket), c.id)
         bisect.insort(q, item)
         self._waiting[c.id] = (c.skill, item)
+        self._moved.add(c.skill)
         return Placement(c.id, c.skill, position=bisect.bisect_left(q, item) + 1)
 
     def _pull(self, a: AgentState) -> list[Placement]:
@@ -247,6 +342,7 @@ class MemoryStore(Store):
                 break
             self._queues[head.skill].pop(0)
             self._waiting.pop(head.conversation, None)
+            self._moved.add(head.skill)
             c = self._convs[head.conversation]
             self._hold(a, c)
             out.append(Placement(c.id, head.skill, agent=a.id, from_queue=True))
@@ -263,6 +359,7 @@ class MemoryStore(Store):
         i = bisect.bisect_left(q, item)
         if i < len(q) and q[i] == item:
             q.pop(i)
+            self._moved.add(skill)
             return skill
         return ""
 
@@ -274,7 +371,30 @@ class MemoryStore(Store):
             return None
         self._tickets += 1
         c.skill, c.priority, c.ticket = skill, priority, self._tickets
-        return self._route(c)
+        placement = self._route(c)
+        self._flush_moved()
+        return placement
+
+    async def handoff(self, conversation: str, req: HandoffRequest) -> Placement | None:
+        c = self._convs.get(conversation)
+        if c is None:
+            raise NotFound(f"no conversation {conversation}")
+        if c.state is not ConvState.BOT:
+            return None
+        if req.turn and req.turn not in self._turns.get(conversation, {}):
+            return None
+        self._clear_turns(conversation)
+        skill = (req.skill or str(c.meta.get("default_skill") or "") or req.channel_skills.get(c.channel, "")
+                 or req.default_skill)
+        self._append(conversation, req.notice)
+        req.meta.apply(c.meta)
+        self._tickets += 1
+        c.skill, c.priority, c.ticket = skill, Priority(req.priority), self._tickets
+        placement = self._route(c)
+        if req.sla is not None:
+            self._schedule(*req.sla)
+        self._flush_moved()
+        return placement
 
     async def transfer(
         self, conversation: str, from_agent: str, *, skill: str = "", to_agent: str = ""
@@ -301,9 +421,19 @@ class MemoryStore(Store):
         else:
             c.skill = skill
             placement = self._route(c, exclude=from_agent)
+        self._flush_moved()
         return TransferResult(placement, tuple(pulled))
 
-    async def close_conversation(self, conversation: str, reason: str, *, by_agent: str = "") -> CloseResult:
+    async def close_conversation(
+        self,
+        conversation: str,
+        reason: str,
+        *,
+        by_agent: str = "",
+        notice: Entry | None = None,
+        idle_retry: tuple[str, float] | None = None,
+        survey: bool = False,
+    ) -> CloseResult:
         c = self._convs.get(conversation)
         if c is None:
             raise NotFound(f"no conversation {conversation}")
@@ -311,6 +441,14 @@ class MemoryStore(Store):
             raise NotAssigned(f"{by_agent} does not hold {conversation}")
         if c.state is ConvState.CLOSED:
             return CloseResult(False, Conversation.from_dict(c.to_dict()))
+        if idle_retry is not None and c.state is ConvState.QUEUED:  # we keep them waiting, not the other way
+            self._schedule(*idle_retry)
+            return CloseResult(False, Conversation.from_dict(c.to_dict()))
+        if notice is not None:
+            self._append(conversation, notice)
+        self._clear_turns(conversation)
+        self._cancel(f"idle:{conversation}")
+        self._cancel(f"sla:{conversation}")
         left = self._dequeue(c) if c.state is ConvState.QUEUED else ""
         holder = c.agent if c.state is ConvState.ASSIGNED else ""
         c.state, c.agent, c.closed_at, c.close_reason = ConvState.CLOSED, "", time.time(), reason
@@ -321,6 +459,9 @@ class MemoryStore(Store):
             a.held.remove(conversation)
             self._emit(agent_topic(holder), {"type": "unassigned", "conversation": conversation, "reason": "closed"})
             pulled = self._pull(a)
+            if survey:
+                self._emit(conv_topic(conversation), {"type": "survey", "conversation": conversation})
+        self._flush_moved()
         return CloseResult(True, Conversation.from_dict(c.to_dict()), holder, tuple(pulled), left)
 
     async def queue(self, skill: str) -> list[str]:
@@ -329,62 +470,6 @@ class MemoryStore(Store):
     async def queue_lengths(self) -> dict[str, int]:
         return {s: len(q) for s, q in self._queues.items()}
 
-    # timers ----------------------------------------------------------
-    async def schedule(self, key: str, due: float) -> None:
-        self._timers[key] = due
-        heapq.heappush(self._timer_heap, (due, key))
-        if len(self._timer_heap) > 2 * len(self._timers) + 1024:
-            # Moved timers leave stale heap items (idle timers move on every message): compact.
-            self._timer_heap = [(d, k) for k, d in self._timers.items()]
-            heapq.heapify(self._timer_heap)
-
-    async def cancel(self, key: str) -> None:
-        self._timers.pop(key, None)
-
-    async def claim_due(self, now: float, limit: int = 100) -> list[str]:
-        out: list[str] = []
-        heap = self._timer_heap
-        while heap and heap[0][0] <= now and len(out) < limit:
-            due, key = heapq.heappop(heap)
-            if self._timers.get(key) == due:  # else cancelled or moved (stale heap item)
-                del self._timers[key]
-                out.append(key)
-        return out
-
     # bus -------------------------------------------------------------
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
         self._emit(topic, payload)
-
-    # claims and dead letters -----------------------------------------
-    def _live_claim(self, key: str, now: float) -> str | None:
-        item = self._claims.get(key)
-        if item is None:
-            return None
-        if item[1] <= now:
-            del self._claims[key]
-            return None
-        return item[0]
-
-    async def claim_once(self, key: str, ttl_s: float, value: str = "1") -> bool:
-        now = time.time()
-        if self._live_claim(key, now) is not None:
-            return False
-        self._claims[key] = (value, now + ttl_s)
-        if len(self._claims) >= self._claims_sweep_at:  # drop expired ones now and then
-            self._claims = {k: v for k, v in self._claims.items() if v[1] > now}
-            self._claims_sweep_at = max(1024, 2 * len(self._claims))
-        return True
-
-    async def get_claim(self, key: str) -> str | None:
-        return self._live_claim(key, time.time())
-
-    async def release_claim(self, key: str) -> None:
-        self._claims.pop(key, None)
-
-    async def add_dead_letter(self, record: dict[str, Any], keep: int) -> None:
-        self._dead.append(dict(record))
-        if len(self._dead) > keep:
-            del self._dead[: len(self._dead) - keep]
-
-    async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        return [dict(r) for r in reversed(self._dead[-limit:])] if limit > 0 else []

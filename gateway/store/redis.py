@@ -30,12 +30,10 @@ from typing import Any
 import orjson
 
 from gateway.errors import NotAssigned, NotFound, StoreUnavailable
-from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, ConvState, Entry, Priority
+from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, Entry, Priority
+from gateway.store import redis_codec as codec
 from gateway.store.base import (
-    AppendResult,
     BusListener,
-    CloseResult,
-    Guard,
     Placement,
     Store,
     TransferResult,
@@ -44,6 +42,7 @@ from gateway.store.keys import Keys
 from gateway.store.redis_bus import RESYNC, RedisBus
 from gateway.store.redis_liveness import Liveness
 from gateway.store.redis_runner import ScriptRunner
+from gateway.store.redis_steps import ConversationSteps
 
 __all__ = ["RESYNC", "RedisStore"]
 
@@ -64,19 +63,14 @@ def _placements(ps: Sequence[Sequence[Any]] | None) -> list[Placement]:
     return [_placement(p) for p in ps or ()]
 
 
-def _conversation(fields: Any) -> Conversation:
-    if not isinstance(fields, dict):  # a flat HGETALL reply from a script
-        fields = {_str(fields[i]): fields[i + 1] for i in range(0, len(fields), 2)}
-    d = {_str(k): _str(v) for k, v in fields.items()}
-    meta: Any = orjson.loads(d.get("meta") or "{}")
-    return Conversation.from_dict({**d, "meta": meta})
+_conversation = codec.conversation
 
 
 def _num(v: float | int) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
-class RedisStore(Store):
+class RedisStore(ConversationSteps, Store):
     def __init__(
         self,
         url: str,
@@ -182,37 +176,10 @@ class RedisStore(Store):
         await self._bus.publish(topic, payload)
 
     # conversations ---------------------------------------------------
-    async def create_conversation(self, conv: Conversation) -> None:
-        k = self.keys
-        d = conv.to_dict()
-        args: list[Any] = [conv.id]
-        for key, value in d.items():
-            if key == "meta":
-                args += [key, orjson.dumps(value)]
-            else:
-                args += [key, _num(value) if isinstance(value, int | float) else str(value)]
-        await self._run("create_conversation",
-                        [k.conv(conv.id), k.log(conv.id), k.dedupe(conv.id), k.customer(conv.customer_id)], args)
-
     async def get_conversation(self, conversation: str) -> Conversation | None:
         async with self._io("get_conversation"):
             fields = await self._r.hgetall(self.keys.conv(conversation))
         return _conversation(fields) if fields else None
-
-    async def update_conversation(self, conversation: str, fields: dict[str, Any]) -> None:
-        args: list[Any] = []
-        for key in _UPDATABLE:
-            if key not in fields:
-                continue
-            v = fields[key]
-            if key == "meta":
-                args += [key, orjson.dumps(v)]
-            elif key == "priority":
-                args += [key, Priority(v).value]
-            else:
-                args += [key, _num(v) if isinstance(v, int | float) and not isinstance(v, bool) else str(v)]
-        if not int(await self._run("update_conversation", [self.keys.conv(conversation)], args)):
-            raise NotFound(f"no conversation {conversation}")
 
     async def customer_conversation(self, customer: str) -> str | None:
         async with self._io("customer_conversation"):
@@ -220,37 +187,6 @@ class RedisStore(Store):
         return _str(v) if v is not None else None
 
     # log -------------------------------------------------------------
-    async def append(
-        self,
-        conversation: str,
-        entry: Entry,
-        *,
-        client_id: str | None = None,
-        guard: Guard | None = None,
-        timer: tuple[str, float] | None = None,
-    ) -> AppendResult:
-        k = self.keys
-        body = orjson.dumps({key: v for key, v in entry.items() if key not in ("seq", "ts")})[:-1]
-        g = guard or Guard()
-        res = await self._run(
-            "append",
-            [k.conv(conversation), k.log(conversation), k.dedupe(conversation)],
-            [conversation, body,
-             "0" if client_id is None else "1", client_id or "",
-             g.state.value if g.state is not None else "",
-             "0" if g.agent is None else "1", g.agent or "",
-             "1" if g.open else "0",
-             timer[0] if timer else "", _num(timer[1]) if timer else "0"],
-        )
-        status = _str(res[0])
-        if status == "ok":
-            return AppendResult(orjson.loads(res[1]), state=ConvState(_str(res[2])))
-        if status == "dup":
-            return AppendResult(orjson.loads(res[1]), duplicate=True)
-        if status == "refused":
-            return AppendResult({}, refused=True)
-        raise NotFound(f"no conversation {conversation}")
-
     async def read_log(self, conversation: str, after: int = 0) -> list[Entry]:
         async with self._io("read_log"):
             rows = await self._r.xrange(self.keys.log(conversation), min=f"0-{max(after, 0) + 1}", max="+")
@@ -307,12 +243,10 @@ class RedisStore(Store):
             self._sessions[agent] = (session, status)
         return _str(res[1]), _placements(res[2])
 
-    async def agent_disconnected(self, agent: str, session: str) -> bool:
-        res = await self._run("agent_disconnected", [self.keys.agent(agent)], [agent, session])
+    def _forget_session(self, agent: str, session: str) -> None:
         mine = self._sessions.get(agent)
         if mine is not None and mine[0] == session:
             del self._sessions[agent]
-        return bool(int(res))
 
     async def set_agent_status(self, agent: str, session: str, status: AgentStatus) -> list[Placement]:
         res = await self._run("set_agent_status", [self.keys.agent(agent)], [agent, session, status.value])
@@ -352,17 +286,6 @@ class RedisStore(Store):
         if status == "not_found":
             raise NotFound(_str(res[1]))
         return TransferResult(_placement(res[1]), tuple(_placements(res[2])))
-
-    async def close_conversation(self, conversation: str, reason: str, *, by_agent: str = "") -> CloseResult:
-        res = await self._run("close_conversation", [self.keys.conv(conversation)], [conversation, reason, by_agent])
-        status = _str(res[0])
-        if status == "not_found":
-            raise NotFound(f"no conversation {conversation}")
-        if status == "not_assigned":
-            raise NotAssigned(f"{by_agent} does not hold {conversation}")
-        if status == "unchanged":
-            return CloseResult(False, _conversation(res[1]))
-        return CloseResult(True, _conversation(res[4]), _str(res[1]), tuple(_placements(res[3])), _str(res[2]))
 
     async def queue(self, skill: str) -> list[str]:
         async with self._io("queue"):

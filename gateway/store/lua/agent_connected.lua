@@ -8,16 +8,18 @@
 --       | {"skipped"} (rebind only, and another session owns the agent now)
 -- Guarantees: one session per agent; the session records its instance (so a
 -- survivor can tell when that instance died); online pulls waiting
--- conversations up to capacity in the same step.
+-- conversations up to capacity and its grace timer is dropped in the same step.
 local agent, session, status, instance = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local a = redis.call('HMGET', KEYS[2], 'session', 'instance', 'capacity')
 if not a[3] then return {'not_found'} end
 local previous = a[1] or ''
 if ARGV[5] == '1' and previous ~= '' and previous ~= session then return {'skipped'} end
-if a[2] and a[2] ~= instance then redis.call('SREM', P .. 'inst_agents:' .. a[2], agent) end
+if a[2] and a[2] ~= instance then redis.call('SREM', P .. K_INST_AGENTS .. a[2], agent) end
 redis.call('HSET', KEYS[2], 'session', session, 'instance', instance, 'status', status)
-redis.call('SADD', P .. 'inst_agents:' .. instance, agent)
+redis.call('SADD', P .. K_INST_AGENTS .. instance, agent)
 refresh_agent(agent)
+redis.call('ZREM', P .. K_TIMERS, TM_GRACE .. agent)
 local pulled = {}
 if status == 'online' then pulled = pull(agent) end
+publish_moved()
 return {'ok', previous, pulled}

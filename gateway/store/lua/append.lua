@@ -9,14 +9,20 @@
 -- ARGV[6] "1" when the guard names an agent, ARGV[7] that agent (conversation must be assigned to it)
 -- ARGV[8] "1": the conversation must not be closed
 -- ARGV[9] a timer key to (re)schedule when the entry is stored ("" = none), ARGV[10] its due time
+-- ARGV[11] due time of the pending bot turn this customer message starts ("" = none; only while "bot")
+-- ARGV[12] "1": that customer is a VIP
+-- ARGV[13] the seq of the pending turn this entry finishes ("0" = none): refused unless pending
+-- ARGV[14] meta patch JSON ("" = none), ARGV[15..] timer keys to cancel
 -- Returns {"ok", entry, state} | {"dup", first entry} | {"refused"} | {"not_found"}
 --
 -- Guarantees: a client id already seen returns the first entry and stores
--- nothing, whatever the guard says; otherwise the guard is checked and the
--- entry gets the next seq (no gaps), the server's ts, and is published on
--- c:<conv>, all in one step.
+-- nothing, whatever the guard says; otherwise the guard (and the pending turn)
+-- is checked and the entry gets the next seq (no gaps), the server's ts, and
+-- is published on c:<conv>, with its timers, pending turn and meta patch, all
+-- in one step.
 local conv = ARGV[1]
-if redis.call('EXISTS', KEYS[2]) == 0 then return {'not_found'} end
+local ck = KEYS[2]
+if redis.call('EXISTS', ck) == 0 then return {'not_found'} end
 local has_client, client = ARGV[3] == '1', ARGV[4]
 if has_client then
   local seq = redis.call('HGET', KEYS[4], client)
@@ -25,15 +31,30 @@ if has_client then
     return {'dup', first[1][2][2]}
   end
 end
-local c = redis.call('HMGET', KEYS[2], 'state', 'agent')
+local c = redis.call('HMGET', ck, 'state', 'agent')
 if ARGV[5] ~= '' and c[1] ~= ARGV[5] then return {'refused'} end
 if ARGV[6] == '1' and (c[1] ~= 'assigned' or c[2] ~= ARGV[7]) then return {'refused'} end
 if ARGV[8] == '1' and c[1] == 'closed' then return {'refused'} end
-local e = append_entry(conv, ARGV[2])
+local turn = ARGV[13]
+if turn ~= '0' then
+  if redis.call('HDEL', ck, 'pt:' .. turn) == 0 then return {'refused'} end
+  redis.call('ZREM', P .. K_TIMERS, TM_TURN .. conv .. ':' .. turn)
+end
+patch_meta(ck, ARGV[14])
+local e, seq = append_entry(conv, ARGV[2])
 if has_client then
-  redis.call('HSET', KEYS[4], client, redis.call('XLEN', KEYS[3]))
+  redis.call('HSET', KEYS[4], client, seq)
+end
+if ARGV[11] ~= '' and c[1] == 'bot' then
+  local v = '1'
+  if ARGV[12] == '1' then v = 'v' end
+  redis.call('HSET', ck, 'pt:' .. seq, v)
+  redis.call('ZADD', P .. K_TIMERS, ARGV[11], TM_TURN .. conv .. ':' .. seq)
 end
 if ARGV[9] ~= '' then
-  redis.call('ZADD', KEYS[1] .. 'timers', ARGV[10], ARGV[9])
+  redis.call('ZADD', P .. K_TIMERS, ARGV[10], ARGV[9])
+end
+for i = 15, #ARGV do
+  redis.call('ZREM', P .. K_TIMERS, ARGV[i])
 end
 return {'ok', e, c[1]}

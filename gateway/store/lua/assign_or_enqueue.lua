@@ -14,4 +14,6 @@ if not state then return {'not_found'} end
 if state ~= 'bot' then return {'none'} end
 local ticket = redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[2], 'skill', ARGV[2], 'priority', ARGV[3], 'ticket', ticket)
-return {'ok', route(conv, '')}
+local placement = route(conv, '')
+publish_moved()
+return {'ok', placement}

@@ -15,12 +15,12 @@ local dead, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('SISMEMBER', KEYS[3], dead) == 0 then return false end
 local out = {}
 for _, agent in ipairs(redis.call('SMEMBERS', KEYS[4])) do
-  local ak = P .. 'agent:' .. agent
+  local ak = P .. K_AGENT .. agent
   if redis.call('HGET', ak, 'instance') == dead then
     redis.call('HDEL', ak, 'session', 'instance')
     redis.call('HSET', ak, 'status', 'offline')
     refresh_agent(agent)
-    redis.call('ZADD', KEYS[6], string.format('%.6f', now + grace), 'grace:' .. agent)
+    redis.call('ZADD', KEYS[6], string.format('%.6f', now + grace), TM_GRACE .. agent)
     out[#out + 1] = agent
   end
 end

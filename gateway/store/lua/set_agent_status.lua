@@ -14,4 +14,5 @@ redis.call('HSET', KEYS[2], 'status', status)
 refresh_agent(agent)
 local pulled = {}
 if status == 'online' then pulled = pull(agent) end
+publish_moved()
 return {'ok', pulled}

@@ -12,13 +12,13 @@
 local conv, from, skill, to = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local c = redis.call('HMGET', KEYS[2], 'state', 'agent')
 if c[1] ~= 'assigned' or c[2] ~= from then return {'not_assigned'} end
-local src_ref = redis.call('HGET', P .. 'agent:' .. from, 'ref')
+local src_ref = redis.call('HGET', P .. K_AGENT .. from, 'ref')
 if not src_ref then return {'not_found', 'unknown agent ' .. from} end
 local dst_ref = nil
 if to ~= '' then
-  local d = redis.call('HMGET', P .. 'agent:' .. to, 'status', 'capacity', 'ref')
+  local d = redis.call('HMGET', P .. K_AGENT .. to, 'status', 'capacity', 'ref')
   if not d[3] or to == from then return {'not_found', 'unknown agent ' .. to} end
-  if d[1] ~= 'online' or redis.call('LLEN', P .. 'held:' .. to) >= tonumber(d[2]) then
+  if d[1] ~= 'online' or redis.call('LLEN', P .. K_HELD .. to) >= tonumber(d[2]) then
     return {'not_found', 'agent ' .. to .. ' cannot take it now (offline, away or full)'}
   end
   dst_ref = d[3]
@@ -37,4 +37,5 @@ else
   redis.call('HSET', KEYS[2], 'skill', skill)
   placement = route(conv, from)
 end
+publish_moved()
 return {'ok', placement, pulled}

@@ -8,9 +8,22 @@
 -- and the first member is the policy's choice: picking is O(log n).
 -- queue:<skill> scores are priority.rank * 1e13 + ticket (policy.queue_score).
 
-local RANK = {urgent = 0, high = 1, normal = 2}
-local RANK_SPAN = 10000000000000
 local STAMP_DIGITS = 16
+
+-- Skill queues this step changed: their new order goes out once, at the end.
+local MOVED = {}
+local function publish_moved()
+  local skills = {}
+  for s in pairs(MOVED) do skills[#skills + 1] = s end
+  table.sort(skills, bytes_lt)
+  for _, s in ipairs(skills) do
+    local q = redis.call('ZRANGE', P .. K_QUEUE .. s, 0, -1)
+    local ids = '[]'
+    if #q > 0 then ids = cjson.encode(q) end
+    publish(T_QUEUE .. s, '{"queue":' .. ids .. '}')
+  end
+  MOVED = {}
+end
 
 local function free_member(agent, stamp_us)
   local us = stamp_us or '0'
@@ -24,22 +37,22 @@ end
 -- Put the agent in (or out of) the free set of each of its skills. ``fm`` in
 -- the agent hash remembers the member it is filed under.
 local function refresh_agent(agent)
-  local ak = P .. 'agent:' .. agent
+  local ak = P .. K_AGENT .. agent
   local a = redis.call('HMGET', ak, 'status', 'capacity', 'skills', 'fm', 'stamp_us')
   if not a[2] then return end
   local skills = cjson.decode(a[3])
   local member = free_member(agent, a[5])
   if a[4] and a[4] ~= member then
-    for _, s in ipairs(skills) do redis.call('ZREM', P .. 'free:' .. s, a[4]) end
+    for _, s in ipairs(skills) do redis.call('ZREM', P .. K_FREE .. s, a[4]) end
   end
   local cap = tonumber(a[2])
-  local held = redis.call('LLEN', P .. 'held:' .. agent)
+  local held = redis.call('LLEN', P .. K_HELD .. agent)
   local free = a[1] == 'online' and held < cap
   for _, s in ipairs(skills) do
     if free then
-      redis.call('ZADD', P .. 'free:' .. s, string.format('%.17g', held / cap), member)
+      redis.call('ZADD', P .. K_FREE .. s, string.format('%.17g', held / cap), member)
     else
-      redis.call('ZREM', P .. 'free:' .. s, member)
+      redis.call('ZREM', P .. K_FREE .. s, member)
     end
   end
   redis.call('HSET', ak, 'fm', member)
@@ -47,9 +60,9 @@ end
 
 -- Take the agent out of the free sets of ``skills`` (a JSON list), before they change.
 local function unfile_agent(agent, skills)
-  local fm = redis.call('HGET', P .. 'agent:' .. agent, 'fm')
+  local fm = redis.call('HGET', P .. K_AGENT .. agent, 'fm')
   if not fm then return end
-  for _, s in ipairs(cjson.decode(skills)) do redis.call('ZREM', P .. 'free:' .. s, fm) end
+  for _, s in ipairs(cjson.decode(skills)) do redis.call('ZREM', P .. K_FREE .. s, fm) end
 end
 
 -- A strictly increasing assignment stamp from the server clock (integer
@@ -58,10 +71,10 @@ end
 local function stamp_agent(ak)
   local t = redis.call('TIME')
   local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local last = tonumber(redis.call('GET', P .. 'stamp') or '0')
+  local last = tonumber(redis.call('GET', P .. K_STAMP) or '0')
   if us <= last then us = last + 1 end
   local digits = string.format('%.0f', us)
-  redis.call('SET', P .. 'stamp', digits)
+  redis.call('SET', P .. K_STAMP, digits)
   redis.call('HSET', ak, 'stamp_us', digits,
              'last_assigned', string.format('%d.%06d', math.floor(us / 1000000), us % 1000000))
 end
@@ -70,7 +83,7 @@ end
 -- longest idle, then to the smaller id: the first member of free:<skill>
 -- (the second when the first is excluded).
 local function pick_agent(skill, exclude)
-  for _, m in ipairs(redis.call('ZRANGE', P .. 'free:' .. skill, 0, 1)) do
+  for _, m in ipairs(redis.call('ZRANGE', P .. K_FREE .. skill, 0, 1)) do
     local id = member_agent(m)
     if id ~= exclude then return id end
   end
@@ -80,10 +93,10 @@ end
 -- ``agent`` takes ``conv``: held list, stamp, conversation state, the
 -- ``assigned`` log entry, and the a:<agent> event.
 local function hold(agent, conv)
-  local ak = P .. 'agent:' .. agent
-  redis.call('RPUSH', P .. 'held:' .. agent, conv)
+  local ak = P .. K_AGENT .. agent
+  redis.call('RPUSH', P .. K_HELD .. agent, conv)
   stamp_agent(ak)
-  redis.call('HSET', P .. 'conv:' .. conv, 'state', 'assigned', 'agent', agent, 'had_agent', agent)
+  redis.call('HSET', P .. K_CONV .. conv, 'state', 'assigned', 'agent', agent, 'had_agent', agent)
   refresh_agent(agent)
   append_entry(conv, '{"type":"assigned","agent":' .. redis.call('HGET', ak, 'ref'))
   agent_event(agent, conv, 'assigned', nil)
@@ -91,13 +104,13 @@ end
 
 -- ``agent`` lets go of ``conv`` (no event: callers publish in the memory store's order).
 local function unhold(agent, conv)
-  redis.call('LREM', P .. 'held:' .. agent, 1, conv)
+  redis.call('LREM', P .. K_HELD .. agent, 1, conv)
   refresh_agent(agent)
 end
 
 -- A placement as returned to Python: {conversation, skill, agent, position, from_queue}.
 local function route(conv, exclude)
-  local ck = P .. 'conv:' .. conv
+  local ck = P .. K_CONV .. conv
   local c = redis.call('HMGET', ck, 'skill', 'priority', 'ticket')
   local skill = c[1]
   local chosen = pick_agent(skill, exclude)
@@ -107,25 +120,26 @@ local function route(conv, exclude)
   end
   -- ``queue`` remembers where it waits, whatever update_conversation does to its skill.
   redis.call('HSET', ck, 'state', 'queued', 'agent', '', 'queue', skill)
-  local qk = P .. 'queue:' .. skill
+  local qk = P .. K_QUEUE .. skill
   local score = RANK[c[2]] * RANK_SPAN + tonumber(c[3])
   redis.call('ZADD', qk, string.format('%.0f', score), conv)
-  redis.call('SADD', P .. 'queues', skill)
+  redis.call('SADD', P .. K_QUEUES, skill)
+  MOVED[skill] = true
   return {conv, skill, '', redis.call('ZRANK', qk, conv) + 1, 0}
 end
 
 -- Fill ``agent``'s free slots with the first waiting conversations among its skills.
 local function pull(agent)
   local out = {}
-  local ak = P .. 'agent:' .. agent
-  local hk = P .. 'held:' .. agent
+  local ak = P .. K_AGENT .. agent
+  local hk = P .. K_HELD .. agent
   local skills = cjson.decode(redis.call('HGET', ak, 'skills'))
   while true do
     local a = redis.call('HMGET', ak, 'status', 'capacity')
     if a[1] ~= 'online' or redis.call('LLEN', hk) >= tonumber(a[2]) then break end
     local best, best_score, best_skill = nil, nil, nil
     for _, s in ipairs(skills) do
-      local h = redis.call('ZRANGE', P .. 'queue:' .. s, 0, 0, 'WITHSCORES')
+      local h = redis.call('ZRANGE', P .. K_QUEUE .. s, 0, 0, 'WITHSCORES')
       if #h > 0 then
         local sc = tonumber(h[2])
         if not best or sc < best_score or (sc == best_score and bytes_lt(h[1], best)) then
@@ -134,9 +148,22 @@ local function pull(agent)
       end
     end
     if not best then break end
-    redis.call('ZREM', P .. 'queue:' .. best_skill, best)
+    redis.call('ZREM', P .. K_QUEUE .. best_skill, best)
+    MOVED[best_skill] = true
     hold(agent, best)
     out[#out + 1] = {best, best_skill, agent, 0, 1}
+  end
+  return out
+end
+
+-- Grace expired (or none): route every conversation an offline agent holds again.
+local function requeue(agent)
+  local out = {}
+  for _, conv in ipairs(redis.call('LRANGE', P .. K_HELD .. agent, 0, -1)) do
+    unhold(agent, conv)
+    redis.call('HSET', P .. K_CONV .. conv, 'state', 'queued', 'agent', '')
+    agent_event(agent, conv, 'unassigned', 'timeout')
+    out[#out + 1] = route(conv, agent)
   end
   return out
 end
