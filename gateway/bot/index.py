@@ -9,7 +9,6 @@ turns into a 0..1 confidence.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -218,13 +217,25 @@ class Query:
     """A message prepared once for scoring against many candidates."""
 
     text: Analyzed
-    ids: np.ndarray  # ids of the message's words and bigrams the FAQ knows
-    vec: np.ndarray  # the message as a vector over all ids: idf of its words and bigrams, 1 per syllable pair
+    ids: list[int]  # ids of the message's words and bigrams the FAQ knows (words first, message order)
+    weight: dict[int, float]  # id -> its weight in the message: idf of words and bigrams, 1 per syllable pair
+    order: list[int]  # ``weight``'s ids, ascending
     term_w: dict[str, float]  # every message word and its weight (unknown words too)
     term_total: float  # sum of ``term_w``
     unknown_total: float  # the part of ``term_total`` from words the FAQ never uses
-    masses: np.ndarray  # [word mass, bigram mass] (never 0)
-    half_masses: np.ndarray
+    masses: tuple[float, float]  # word mass, bigram mass (never 0)
+    half_masses: tuple[float, float]
+
+
+@dataclass(slots=True, frozen=True)
+class _Block:
+    """One entry as scoring reads it: rows = its texts, then the entry row."""
+
+    post: dict[int, tuple[int, ...]]  # id -> "row * 3 + kind" of every row holding it
+    table: list[tuple[float, float, float, float, float]]  # per row: 1/mass of words, bigrams,
+    # syllable pairs; half the mass of words and bigrams
+    row0: int  # index row of the first text
+    texts: tuple[str, ...]  # compact string of each text row
 
 
 @dataclass(slots=True)
@@ -236,22 +247,28 @@ class Ranked:
 class FaqIndex:
     """Inverted index and scorer over analyzed FAQ entries.
 
-    Everything a message is compared with lives in flat numpy arrays, and ranking
-    is a few dozen vector operations whatever the FAQ size:
+    The index is built with numpy (flat arrays over every FAQ text); a message is
+    ranked in plain Python, because it touches little of it: a few dozen ids, a
+    few dozen postings, a handful of candidate entries of a few texts each, sizes
+    at which numpy's per-call overhead costs more than the arithmetic.
 
     1. lexical pre-score: entry postings of the message's words and character
-       bigrams give every entry its idf-weighted overlap (one ``bincount``); the
-       ``CANDIDATES`` best entries go on;
+       bigrams give every entry its idf-weighted overlap (a ``bincount`` when the
+       postings are long, in a large FAQ); the ``CANDIDATES`` best entries go on;
     2. features of the candidates: each entry is a block of "rows", one per FAQ
        text plus one for the entry as a whole (all its words, bigrams and
-       keywords). One ``bincount`` over the candidates' blocks gives, per row,
-       the idf mass of the words and bigrams and the number of syllable pairs
-       it shares with the message; rapidfuzz scores all texts in one ``cdist``
-       call per scorer; a ``maximum.reduceat`` keeps each entry's best text;
+       keywords). Per row, the idf mass of the words and bigrams and the number of
+       syllable pairs it shares with the message; rapidfuzz scores all texts in one
+       ``cdist`` call; each entry keeps its best text per feature;
     3. the logistic score of ``scoring.py``.
+
+    Every sum is taken in the same order as the array version took it (postings in
+    message order, row masses in ascending id order), so the scores are the same floats.
     """
 
     CANDIDATES = 8
+    # above this many postings of a message's ids, lexical pre-scoring uses numpy
+    SMALL_POSTINGS = 2000
 
     def __init__(
         self,
@@ -388,6 +405,11 @@ class FaqIndex:
         # word -> idf, for callers that want it by name (and the analyzer's vocabulary)
         self.word_idf: dict[str, float] = dict(zip(word_id, self.idf_list[: len(word_id)], strict=True))
         analyzer.learn(self.word_idf)
+        # ranking state read as plain Python (see ``candidates`` and ``_feature_rows``)
+        self._lex_w: list[float] = self.lex_w.tolist()
+        self._post_len: list[int] = df.tolist()
+        self._postings: list[list[int] | None] = [None] * nv
+        self._blocks: list[_Block | None] = [None] * self.n
 
     def doc_row(self, entry: int, j: int) -> int:
         """Row of ``self.docs[entry][j]``."""
@@ -405,125 +427,231 @@ class FaqIndex:
         return self.unknown_idf if i is None else self.idf_list[i]
 
     def prepare(self, q: Analyzed) -> Query:
-        term_w = {t: self.word_weight(t) for t in q.terms}
+        word_idf = self.word_idf
+        uidf = self.unknown_idf
+        # (``word_weight`` inlined: this runs for every message)
+        term_w = {
+            t: w if (w := word_idf.get(t)) is not None else uidf * (0.5 if len(t) == 1 else 1.0)
+            for t in q.terms
+        }
         word_get = self.word_id.get
-        wids = [word_get(t, -1) for t in q.terms]
-        gids = [i for i in map(self.gram_id.get, q.bigrams) if i is not None]
-        snd = [i for i in map(self.sound_id.get, sound_bigrams(q.compact)) if i is not None]
+        weight: dict[int, float] = {}
+        ids: list[int] = []
+        for t, w in term_w.items():
+            i = word_get(t)
+            if i is not None:
+                ids.append(i)
+                weight[i] = w
         idf = self.idf_list
-        gram_mass = sum([idf[i] for i in gids]) + (len(q.bigrams) - len(gids)) * self.unknown_idf
-        known = [(i, term_w[t]) for i, t in zip(wids, q.terms, strict=True) if i >= 0]
-        ids = np.asarray([i for i, _ in known] + gids, dtype=np.int64)
-        vec = np.zeros(self.n_ids, dtype=np.float64)
-        vec[gids] = self.idf[gids]
-        vec[[i for i, _ in known]] = [w for _, w in known]
-        vec[snd] = 1.0
+        gids = [i for i in map(self.gram_id.get, q.bigrams) if i is not None]
+        gram_w = [idf[i] for i in gids]
+        gram_mass = sum(gram_w) + (len(q.bigrams) - len(gids)) * uidf
+        weight.update(zip(gids, gram_w, strict=True))
+        ids.extend(gids)
+        sound_get = self.sound_id.get
+        for p in sound_bigrams(q.compact):
+            i = sound_get(p)
+            if i is not None:
+                weight[i] = 1.0
         total = sum(term_w.values())
-        unknown = sum(w for t, w in term_w.items() if t not in self.word_idf)
-        masses = np.array([total or 1.0, gram_mass or 1.0])
-        return Query(q, ids, vec, term_w, total, unknown, masses, masses / 2.0)
+        unknown = sum(w for t, w in term_w.items() if t not in word_idf)
+        mw, mg = total or 1.0, gram_mass or 1.0
+        return Query(q, ids, weight, sorted(weight), term_w, total, unknown, (mw, mg), (mw / 2.0, mg / 2.0))
 
     def lexical(self, query: Query) -> np.ndarray:
         """Idf-weighted words (and half-weighted bigrams) each entry shares with the message."""
         ids = query.ids
-        if not len(ids):
+        if not ids:
             return np.zeros(self.n, dtype=np.float64)
         posts = self.posts
         return np.bincount(
-            np.concatenate([posts[i] for i in ids.tolist()]),
+            np.concatenate([posts[i] for i in ids]),
             weights=np.repeat(self.lex_w[ids], self.post_len[ids]),
             minlength=self.n,
         )
+
+    def _lexical_small(self, ids: list[int]) -> dict[int, float]:
+        """``lexical`` of the entries it is not 0 for, summed in the same order (the same floats)."""
+        acc: dict[int, float] = {}
+        get = acc.get
+        lex_w = self._lex_w
+        postings = self._postings
+        for i in ids:
+            w = lex_w[i]
+            entries = postings[i]
+            if entries is None:
+                entries = postings[i] = self.posts[i].tolist()
+            for e in entries:
+                acc[e] = get(e, 0.0) + w
+        return acc
 
     def candidates(self, q: Analyzed | Query) -> list[int]:
         """Entries sharing idf-weighted words or bigrams with ``q``, best first (at most ``CANDIDATES``)."""
         if self.n == 0:
             return []
         query = q if isinstance(q, Query) else self.prepare(q)
-        acc = self.lexical(query)
-        best = float(acc.max())
+        ids = query.ids
+        k = self.CANDIDATES
+        post_len = self._post_len
+        if sum([post_len[i] for i in ids]) > self.SMALL_POSTINGS:
+            # long postings (a large FAQ): one ``bincount``
+            acc = self.lexical(query)
+            best = float(acc.max())
+            if best <= 0.0:
+                return []
+            # Far behind the best candidate on shared words: cannot win, skip the costly features.
+            near = np.flatnonzero(acc >= best * 0.3)
+            if len(near) > k:
+                near = near[np.argpartition(acc[near], len(near) - k)[len(near) - k :]]
+            pairs = sorted(zip(acc[near].tolist(), near.tolist(), strict=True), key=lambda p: -p[0])
+            return [e for _, e in pairs]
+        # a few dozen postings: plain Python, no array overhead (same sums, same order)
+        shared = self._lexical_small(ids)
+        if not shared:
+            return []
+        best = max(shared.values())
         if best <= 0.0:
             return []
-        # Far behind the best candidate on shared words: cannot win, skip the costly features.
-        near = np.flatnonzero(acc >= best * 0.3)
-        k = self.CANDIDATES
-        if len(near) > k:
-            near = near[np.argpartition(acc[near], len(near) - k)[len(near) - k :]]
-        pairs = sorted(zip(acc[near].tolist(), near.tolist(), strict=True), key=lambda p: -p[0])
+        floor = best * 0.3
+        near_l = sorted([e for e, v in shared.items() if v >= floor])
+        if len(near_l) > k:
+            vals = np.asarray([shared[e] for e in near_l], dtype=np.float64)
+            cut = np.argpartition(vals, len(near_l) - k)[len(near_l) - k :]
+            near_l = np.asarray(near_l, dtype=np.int64)[cut].tolist()
+        pairs = sorted([(shared[e], e) for e in near_l], key=lambda p: -p[0])
         return [e for _, e in pairs]
+
+    def _block(self, e: int) -> _Block:
+        """What scoring reads of entry ``e`` (built on its first use as a candidate)."""
+        b = self._blocks[e]
+        if b is None:
+            post: dict[int, list[int]] = {}
+            for i, c in zip(self.e_ids[e].tolist(), self.e_code[e].tolist(), strict=True):
+                post.setdefault(i, []).append(c)
+            rows = self.e_rows[e]
+            table: list[tuple[float, float, float, float, float]] = [
+                (r[0], r[1], r[2], r[3], r[4]) for r in self.row_table[rows].tolist()
+            ]
+            b = self._blocks[e] = _Block(
+                {i: tuple(c) for i, c in post.items()}, table, int(rows[0]), tuple(self.e_text[e][:-1])
+            )
+        return b
+
+    def _feature_rows(
+        self, query: Query, cands: Sequence[int], exclude_doc: int | None = None
+    ) -> list[list[float]]:
+        """``Features`` of each candidate, in plain Python (a handful of entries of a few rows each).
+
+        Per row of an entry (one per text, then the entry row), the idf mass of the words and
+        bigrams and the number of syllable pairs it shares with the message, each summed over
+        the shared ids in ascending order; each entry keeps its best text per feature.
+        """
+        qc = query.text.compact
+        weight = query.weight
+        order = query.order
+        hqw, hqg = query.half_masses
+        mqw, mqg = query.masses
+        blocks = [self._block(e) for e in cands]
+        # (rapidfuzz's ratio; its partial_ratio added nothing the shares do not say, for
+        # five times the cost)
+        choices = [t for b in blocks for t in b.texts]
+        fz: list[float] = process.cdist([qc], choices, scorer=Indel.normalized_similarity, workers=1)[
+            0
+        ].tolist()
+        uidf = self.unknown_idf
+        # (words the FAQ uses elsewhere, and words it never uses: slot words such as colours
+        # and places, or another topic)
+        known = query.term_total - query.unknown_total
+        unknown = min(query.unknown_total / uidf, 3.0)
+        qlen = max(len(qc), 1)
+        out: list[list[float]] = []
+        pos = 0
+        for e, b in zip(cands, blocks, strict=True):
+            table = b.table
+            nr = len(table)
+            m = [0.0] * (3 * nr)
+            post = b.post
+            for i in order:
+                codes = post.get(i)
+                if codes is not None:
+                    w = weight[i]
+                    for c in codes:
+                        m[c] += w
+            skip = -1 if exclude_doc is None else exclude_doc - b.row0
+            w_dice = w_tcov = b_dice = b_tcov = sounds = best_mw = best_mg = 0.0
+            for r in range(nr - 1):  # the text rows
+                j = 3 * r
+                mw, mg, ms = m[j], m[j + 1], m[j + 2]
+                if not (mw or mg or ms):
+                    continue  # shares nothing: every feature 0
+                if mw > best_mw:
+                    best_mw = mw
+                if mg > best_mg:
+                    best_mg = mg
+                if r == skip:
+                    continue
+                inv_w, inv_g, inv_s, hw, hg = table[r]
+                # dice 2m / (mq + md), the share of the text's weight, syllable pairs heard
+                x = mw / (hqw + hw)
+                if x > w_dice:
+                    w_dice = x
+                x = mw * inv_w
+                if x > w_tcov:
+                    w_tcov = x
+                x = mg / (hqg + hg)
+                if x > b_dice:
+                    b_dice = x
+                x = mg * inv_g
+                if x > b_tcov:
+                    b_tcov = x
+                x = ms * inv_s
+                if x > sounds:
+                    sounds = x
+            ntext = nr - 1
+            fuzz = 0.0
+            for r in range(ntext):
+                x = fz[pos + r]
+                if x > fuzz and r != skip:
+                    fuzz = x
+            pos += ntext
+            # The share of the message's words and bigrams the entry explains (``whole``: the
+            # entry row), and the rare message words it does not know ("过期", "纸质"): each
+            # is a sign of another question. ``best_m*``: the share found in one text of the
+            # entry (the entry as a whole may cover a message by a patchwork of its paraphrases).
+            whole_w, whole_g = m[3 * ntext], m[3 * ntext + 1]
+            unmatched = min(max(known - whole_w, 0.0) / uidf, 3.0)
+            # A keyword counts for the share of the message it explains: 运费险 alone is a
+            # strong hint, 退款 inside 退款金额不对 only a weak one.
+            kw = max([min(1.0, len(w) / qlen) for w in self.keywords[e] if w in qc], default=0.0)
+            out.append(
+                [
+                    w_dice,
+                    w_tcov,
+                    whole_w / mqw,
+                    b_dice,
+                    b_tcov,
+                    whole_g / mqg,
+                    fuzz,
+                    kw,
+                    unmatched,
+                    sounds,
+                    unknown,
+                    best_mw / mqw,
+                    best_mg / mqg,
+                ]
+            )
+        return out
 
     def feature_matrix(
         self, query: Query, cands: Sequence[int], *, exclude_doc: int | None = None
     ) -> np.ndarray:
         """One row of ``Features`` per candidate entry (``exclude_doc``: a text row to leave out)."""
-        k = len(cands)
-        if not k:
+        if not cands:
             return np.zeros((0, len(Features._fields)), dtype=np.float64)
-        qc = query.text.compact
-        nrows = [self.e_nrows[e] for e in cands]
-        row_off = list(itertools.accumulate(nrows, initial=0))
-        code = np.concatenate([self.e_code[e] for e in cands]) + np.repeat(
-            np.asarray(row_off[:-1], dtype=np.int64) * 3, [self.e_nelem[e] for e in cands]
-        )
-        ids = np.concatenate([self.e_ids[e] for e in cands])
-        nr = row_off[-1]
-        # per row: idf mass of shared words, of shared bigrams, number of shared syllable pairs
-        m = np.bincount(code, weights=query.vec[ids], minlength=3 * nr).reshape(nr, 3)
-        rows = np.concatenate([self.e_rows[e] for e in cands])
-        table = self.row_table[rows]
-        share = m * table[:, :3]  # w_tcov, b_tcov, sounds
-        dice = m[:, :2] / (query.half_masses + table[:, 3:5])  # w_dice, b_dice: 2m / (mq + md)
-        choices = [t for e in cands for t in self.e_text[e]]
-        # (rapidfuzz's ratio; its partial_ratio added nothing the shares do not say, for
-        # five times the cost)
-        fz = process.cdist([qc], choices, scorer=Indel.normalized_similarity, workers=1)
-        # w_dice w_tcov b_dice b_tcov fuzz sounds | shared word and bigram mass
-        per_row = np.concatenate(
-            (dice[:, :1], share[:, :1], dice[:, 1:], share[:, 1:2], fz.T, share[:, 2:], m[:, :2]),
-            axis=1,
-        )
-        if exclude_doc is not None:
-            per_row[rows == exclude_doc, :6] = 0.0
-        # segments: the text rows of each entry, then its entry row on its own
-        seg = [r for o in row_off[1:] for r in (o - 1, o)][:-1]
-        res = np.maximum.reduceat(per_row, [0, *seg], axis=0)
-        best, whole = res[0::2, :6], res[1::2, 6:]
-        # the share of the message's words and bigrams found in one text of the entry
-        # (the entry as a whole may cover a message by a patchwork of its paraphrases)
-        qcov_text = res[0::2, 6:] / query.masses
-        # The share of the message's words and bigrams the entry explains, and the rare
-        # message words it does not know ("过期", "纸质"): each is a sign of another question.
-        qcov = whole / query.masses
-        # (words the FAQ uses elsewhere, and words it never uses: slot words such as colours
-        # and places, or another topic)
-        known = query.term_total - query.unknown_total
-        unmatched = np.minimum(np.maximum(known - whole[:, :1], 0.0) / self.unknown_idf, 3.0)
-        unknown = min(query.unknown_total / self.unknown_idf, 3.0)
-        # A keyword counts for the share of the message it explains: 运费险 alone is a
-        # strong hint, 退款 inside 退款金额不对 only a weak one.
-        qlen = max(len(qc), 1)
-        kw = [
-            [max([min(1.0, len(w) / qlen) for w in self.keywords[e] if w in qc], default=0.0)] for e in cands
-        ]
-        # columns in ``Features`` order
-        return np.concatenate(
-            (
-                best[:, :2],
-                qcov[:, :1],
-                best[:, 2:4],
-                qcov[:, 1:],
-                best[:, 4:5],
-                kw,
-                unmatched,
-                best[:, 5:6],
-                np.full((k, 1), unknown),
-                qcov_text,
-            ),
-            axis=1,
-        )
+        return np.array(self._feature_rows(query, cands, exclude_doc), dtype=np.float64)
 
     def features(self, query: Query, e: int) -> Features:
-        return Features(*self.feature_matrix(query, [e])[0].tolist())
+        return Features(*self._feature_rows(query, [e])[0])
 
     def rank(self, q: Analyzed) -> list[Ranked]:
         """Candidate entries with their scores, best first."""
@@ -533,7 +661,7 @@ class FaqIndex:
         cands = self.candidates(query)
         if not cands:
             return []
-        scores = score_matrix(self.feature_matrix(query, cands)).tolist()
+        scores = score_matrix(np.array(self._feature_rows(query, cands), dtype=np.float64)).tolist()
         out = [Ranked(e, sc) for e, sc in zip(cands, scores, strict=True)]
         out.sort(key=lambda r: r.score, reverse=True)
         return out
