@@ -1,0 +1,304 @@
+"""The store contract for the one-step-per-event steps (both stores, same outcomes).
+
+Hand-off, pending bot turns, meta patches, the close step's extras, rating,
+priority, the agent steps with their timers, and the queue orders a step
+publishes. Fixtures and helpers come from ``test_store_contract``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.errors import NotFound
+from gateway.model import Conversation, ConvState, MetaMerge, MetaPatch, Priority
+from gateway.store import Guard, HandoffRequest, Store, turn_timer
+from tests.test_store_contract import (  # noqa: F401 - fixtures
+    ONLINE,
+    Env,
+    agent,
+    backend,
+    conv,
+    env,
+    held,
+    msg,
+)
+
+NOTICE = {"type": "message", "from": "system", "text": "正在为您转接"}
+
+
+def req(skill: str = "", turn: int = 0, *, priority: Priority = Priority.NORMAL, meta: MetaPatch | None = None,
+        sla: tuple[str, float] | None = None, channel_skills: dict[str, str] | None = None) -> HandoffRequest:
+    return HandoffRequest(NOTICE, skill, priority, channel_skills or {}, "presale", meta or MetaPatch(), turn, sla)
+
+
+async def timers(s: Store, now: float = 1e12) -> list[str]:
+    """Every timer due by ``now`` (claims them: call at the end of a test)."""
+    return sorted(await s.claim_due(now, 1000))
+
+
+async def texts(s: Store, cid: str) -> list[tuple[str, str]]:
+    return [(e["type"], e.get("text", "")) for e in await s.read_log(cid)]
+
+
+# ------------------------------------------------------------------ create
+
+async def test_create_with_greeting_and_timer_in_one_step(env: Env) -> None:
+    s = env.store
+    c = Conversation("g1", "u-g1", created_at=1.5, meta={"platform": {"shop": "s1"}, "orders": []})
+    got = await s.create_conversation(c, greeting=msg("您好", "system"), timer=("idle:g1", 100.0))
+    assert [(e["seq"], e["text"]) for e in got] == [(1, "您好")]
+    assert await s.read_log("g1") == got
+    back = await s.get_conversation("g1")
+    assert back is not None and back.meta == {"platform": {"shop": "s1"}, "orders": []}
+    assert await s.claim_due(99.0) == [] and await s.claim_due(100.0) == ["idle:g1"]
+    assert await s.create_conversation(Conversation("g2", "u-g2")) == []
+
+
+# ------------------------------------------------------------------ pending turns
+
+async def test_a_customer_message_with_the_bot_is_a_pending_turn_finished_once(env: Env) -> None:
+    s = env.store
+    await conv(s, "t1")
+    r = await s.append("t1", msg("在吗"), client_id="m1", turn_due=50.0, vip=True)
+    assert r.state is ConvState.BOT
+    seq = r.entry["seq"]
+    p = await s.pending_turn("t1", seq)
+    assert p is not None and (p.seq, p.state, p.channel, p.vip, p.entry["text"]) == (seq, ConvState.BOT, "web", True,
+                                                                                      "在吗")
+    # the answer finishes it, once
+    a = await s.append("t1", msg("您好", "bot"), guard=Guard(state=ConvState.BOT), turn=seq)
+    assert not a.refused
+    assert await s.pending_turn("t1", seq) is None
+    again = await s.append("t1", msg("您好", "bot"), guard=Guard(state=ConvState.BOT), turn=seq)
+    assert again.refused
+    assert [t for _, t in await texts(s, "t1")] == ["在吗", "您好"]
+    # its timer went with it; a duplicate records nothing new
+    dup = await s.append("t1", msg("在吗"), client_id="m1", turn_due=50.0)
+    assert dup.duplicate and await s.pending_turn("t1", seq) is None
+    assert await timers(s) == []
+
+
+async def test_no_pending_turn_once_people_have_it(env: Env) -> None:
+    s = env.store
+    await agent(s, "a")
+    await conv(s, "t2")
+    assert await s.handoff("t2", req()) is not None
+    r = await s.append("t2", msg("还在吗"), turn_due=50.0)
+    assert r.state is ConvState.ASSIGNED
+    assert await s.pending_turn("t2", r.entry["seq"]) is None
+    assert turn_timer("t2", r.entry["seq"]) not in await timers(s)
+
+
+async def test_an_unfinished_turn_is_a_due_timer_for_any_instance(env: Env) -> None:
+    s = env.store
+    await conv(s, "t3")
+    r = await s.append("t3", msg("发货"), turn_due=50.0)
+    other = await env.twin()
+    assert await other.claim_due(49.0) == []
+    assert await other.claim_due(50.0) == [turn_timer("t3", r.entry["seq"])]
+    assert await s.claim_due(60.0) == []  # claimed once
+    p = await other.pending_turn("t3", r.entry["seq"])
+    assert p is not None and p.entry["text"] == "发货"
+
+
+# ------------------------------------------------------------------ hand-off
+
+async def test_handoff_is_one_step_and_finishes_every_pending_turn(env: Env) -> None:
+    s = env.store
+    await conv(s, "h1", channel="douyin")
+    r1 = await s.append("h1", msg("一"), turn_due=50.0)
+    r2 = await s.append("h1", msg("转人工"), turn_due=50.0)
+    await env.bus.take(s)
+    p = await s.handoff("h1", req(turn=r2.entry["seq"], priority=Priority.HIGH, sla=("sla:h1", 30.0),
+                                  channel_skills={"douyin": "aftersale"},
+                                  meta=MetaPatch(set={"reasons": ["转人工"]}, union={"orders": ("123",)})))
+    assert p is not None and (p.skill, p.agent, p.position) == ("aftersale", "", 1)
+    c = await s.get_conversation("h1")
+    assert c is not None
+    assert (c.state, c.skill, c.priority, c.meta) == (ConvState.QUEUED, "aftersale", Priority.HIGH,
+                                                      {"reasons": ["转人工"], "orders": ["123"]})
+    assert c.ticket > 0 and await s.queue("aftersale") == ["h1"]
+    assert [t for _, t in await texts(s, "h1")] == ["一", "转人工", NOTICE["text"]]
+    for r in (r1, r2):
+        assert await s.pending_turn("h1", r.entry["seq"]) is None
+    events = await env.bus.take(s, queues=True)
+    assert [t for t, _ in events] == ["c:h1", "q:aftersale"]
+    assert events[1][1] == {"queue": ["h1"]}
+    assert await timers(s) == ["sla:h1"]
+
+
+async def test_handoff_guards(env: Env) -> None:
+    s = env.store
+    with pytest.raises(NotFound):
+        await s.handoff("nope", req())
+    await conv(s, "h2")
+    r = await s.append("h2", msg("转人工"), turn_due=50.0)
+    assert await s.append("h2", msg("答", "bot"), turn=r.entry["seq"]) is not None
+    # the turn was answered already: the hand-off for it changes nothing
+    assert await s.handoff("h2", req(turn=r.entry["seq"])) is None
+    c = await s.get_conversation("h2")
+    assert c is not None and c.state is ConvState.BOT and c.ticket == 0
+    assert await s.handoff("h2", req()) is not None
+    assert await s.handoff("h2", req()) is None  # not with the bot any more
+    assert [t for _, t in await texts(s, "h2")].count(NOTICE["text"]) == 1
+
+
+async def test_handoff_skill_defaults(env: Env) -> None:
+    s = env.store
+    await conv(s, "d1", meta={"default_skill": "shopteam"})
+    await conv(s, "d2", channel="pdd")
+    await conv(s, "d3", channel="pdd", meta={"default_skill": ""})
+    await conv(s, "d4")
+    cs = {"pdd": "pddteam"}
+    got = [await s.handoff(c, req(channel_skills=cs)) for c in ("d1", "d2", "d3", "d4")]
+    assert [p.skill for p in got if p is not None] == ["shopteam", "pddteam", "pddteam", "presale"]
+    await conv(s, "d5", meta={"default_skill": "shopteam"})
+    p5 = await s.handoff("d5", req("billing", channel_skills=cs))
+    assert p5 is not None and p5.skill == "billing"
+
+
+async def test_handoff_assigns_to_an_agent_with_room(env: Env) -> None:
+    s = env.store
+    await agent(s, "a", cap=1)
+    await conv(s, "h3")
+    await conv(s, "h4")
+    await env.bus.take(s)
+    p3 = await s.handoff("h3", req())
+    p4 = await s.handoff("h4", req())
+    assert p3 is not None and p3.agent == "a" and p4 is not None and p4.position == 1
+    assert await held(s, "a") == ["h3"]
+    topics = [t for t, _ in await env.bus.take(s, queues=True)]
+    assert topics == ["c:h3", "c:h3", "a:a", "c:h4", "q:presale"]
+
+
+# ------------------------------------------------------------------ meta patches
+
+async def test_meta_patch_set_delete_union_merge(env: Env) -> None:
+    s = env.store
+    await conv(s, "m1", meta={"keep": 1, "gone": "x", "orders": ["A"]})
+    assert await s.patch_meta("m1", MetaPatch(set={"gone": None, "n": {"a": []}}, union={"orders": ("B", "A", "C")}))
+    ops = [MetaPatch(merge={"po": MetaMerge({f"o{i}": {"status": f"s{i}", "updated": float(i), "tags": []}},
+                                            keep=3)}) for i in range(5)]
+    for op in ops:
+        await s.patch_meta("m1", op)
+    await s.patch_meta("m1", MetaPatch(merge={"po": MetaMerge({"o1": {"status": "late", "updated": 9.0}}, keep=3)}))
+    c = await s.get_conversation("m1")
+    assert c is not None
+    assert c.meta == {"keep": 1, "n": {"a": []}, "orders": ["A", "B", "C"],
+                      "po": {"o1": {"status": "late", "updated": 9.0}, "o3": {"status": "s3", "updated": 3.0,
+                                                                              "tags": []},
+                             "o4": {"status": "s4", "updated": 4.0, "tags": []}}}
+    assert not await s.patch_meta("nope", MetaPatch(set={"a": 1}))
+    # a whole-meta update replaces merged keys too
+    await s.update_conversation("m1", {"meta": {"only": True}})
+    await s.patch_meta("m1", MetaPatch(merge={"po": MetaMerge({"z": {"updated": 1}}, keep=3)}))
+    c = await s.get_conversation("m1")
+    assert c is not None and c.meta == {"only": True, "po": {"z": {"updated": 1}}}
+
+
+async def test_concurrent_meta_patches_are_not_lost(env: Env) -> None:
+    import asyncio
+
+    s = env.store
+    await conv(s, "m2")
+    other = await env.twin()
+    await asyncio.gather(*[(s if i % 2 else other).patch_meta("m2", MetaPatch(set={f"k{i}": i},
+                                                                             union={"orders": (f"o{i}",)}))
+                           for i in range(20)])
+    c = await s.get_conversation("m2")
+    assert c is not None
+    assert {k: v for k, v in c.meta.items() if k != "orders"} == {f"k{i}": i for i in range(20)}
+    assert sorted(c.meta["orders"]) == sorted(f"o{i}" for i in range(20))
+
+
+async def test_append_with_meta_patch(env: Env) -> None:
+    s = env.store
+    await conv(s, "m3")
+    r = await s.append("m3", msg("答", "bot"), meta=MetaPatch(union={"orders": ("9",)}))
+    assert not r.refused
+    refused = await s.append("m3", msg("x", "bot"), guard=Guard(state=ConvState.QUEUED),
+                             meta=MetaPatch(set={"no": 1}))
+    assert refused.refused
+    c = await s.get_conversation("m3")
+    assert c is not None and c.meta == {"orders": ["9"]}
+
+
+# ------------------------------------------------------------------ close, rate, priority
+
+async def test_close_step_extras(env: Env) -> None:
+    s = env.store
+    await agent(s, "a", cap=1)
+    await conv(s, "k1")
+    r = await s.append("k1", msg("在"), turn_due=50.0, timer=("idle:k1", 40.0))
+    await s.handoff("k1", req(sla=("sla:k1", 30.0)))
+    await conv(s, "k2")
+    await s.handoff("k2", req())
+    await env.bus.take(s)
+    res = await s.close_conversation("k1", "idle", notice=msg("再见", "system"), survey=True)
+    assert res.closed and res.agent == "a" and [p.conversation for p in res.placements] == ["k2"]
+    assert [t for _, t in await texts(s, "k1")][-2:] == ["再见", ""]
+    assert await s.pending_turn("k1", r.entry["seq"]) is None
+    events = await env.bus.take(s, queues=True)
+    assert [t for t, _ in events] == ["c:k1", "c:k1", "a:a", "c:k2", "a:a", "c:k1", "q:presale"]
+    assert events[-2][1] == {"type": "survey", "conversation": "k1"}
+    assert await timers(s) == []
+
+
+async def test_idle_close_of_a_waiting_conversation_only_moves_the_timer(env: Env) -> None:
+    s = env.store
+    await conv(s, "w1")
+    await s.handoff("w1", req())
+    res = await s.close_conversation("w1", "idle", notice=msg("再见", "system"), idle_retry=("idle:w1", 77.0))
+    assert not res.closed and res.conversation is not None and res.conversation.state is ConvState.QUEUED
+    assert await s.queue("presale") == ["w1"]
+    assert await s.claim_due(76.0) == [] and await s.claim_due(77.0) == ["idle:w1"]
+    await conv(s, "w2")
+    closed = await s.close_conversation("w2", "idle", notice=msg("再见", "system"), idle_retry=("idle:w2", 77.0))
+    assert closed.closed and [t for _, t in await texts(s, "w2")] == ["再见", ""]
+
+
+async def test_rate_and_raise_priority(env: Env) -> None:
+    s = env.store
+    await agent(s, "a")
+    await conv(s, "r1")
+    assert await s.rate("r1", 5, "好") == ""
+    assert await s.rate("nope", 5, "") == ""
+    assert await s.raise_priority("r1", Priority.HIGH)
+    assert not await s.raise_priority("r1", Priority.NORMAL)
+    await s.handoff("r1", req(priority=Priority.HIGH))
+    assert not await s.raise_priority("r1", Priority.URGENT)  # not with the bot any more
+    assert await s.rate("r1", 4, "不错") == "a"
+    c = await s.get_conversation("r1")
+    assert c is not None and (c.rating, c.rating_comment, c.priority) == (4, "不错", Priority.HIGH)
+
+
+# ------------------------------------------------------------------ agents and their timers
+
+async def test_agent_steps_carry_their_timers(env: Env) -> None:
+    s = env.store
+    await agent(s, "a", cap=2)
+    await conv(s, "x1")
+    await s.handoff("x1", req())
+    assert await s.agent_disconnected("a", "s-a", grace=("grace:a", 20.0))
+    assert await held(s, "a") == ["x1"]
+    await s.agent_connected("a", "s-a2", ONLINE, "i1")  # back in time: the grace timer goes
+    assert await s.claim_due(100.0) == []
+    assert await s.agent_disconnected("a", "s-a2", requeue=True)  # no grace: routed again at once
+    assert await held(s, "a") == [] and await s.queue("presale") == ["x1"]
+    assert not await s.agent_disconnected("a", "s-a2", grace=("grace:a", 20.0))  # not its session any more
+    assert await s.claim_due(100.0) == []
+
+
+@pytest.mark.parametrize("n", [3])
+async def test_queue_orders_are_published_once_per_step(env: Env, n: int) -> None:
+    s = env.store
+    await agent(s, "a", cap=n, status=None)
+    for i in range(n + 1):
+        await conv(s, f"q{i}")
+        await s.handoff(f"q{i}", req())
+    await s.agent_connected("a", "s-a", ONLINE, "i1")
+    events: list[tuple[str, dict[str, Any]]] = [e for e in await env.bus.take(s, queues=True) if e[0].startswith("q:")]
+    assert events[-1] == ("q:presale", {"queue": [f"q{n}"]})
+    assert len(events) == n + 2  # one per hand-off, one for the pull of n
