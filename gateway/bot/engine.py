@@ -10,7 +10,7 @@ from gateway.bot.classify import PhraseMatcher, Rules, SmallTalk
 from gateway.bot.faq import FaqEntry
 from gateway.bot.index import Analyzer, FaqIndex, Ranked
 from gateway.bot.normalize import FillerStripper, clauses
-from gateway.bot.orders import extract_orders, strip_orders
+from gateway.bot.orders import split_orders
 from gateway.bot.segment import Segmenter
 from gateway.bot.settings import BotSettings
 from gateway.bot.types import BotDecision, DecisionKind, Suggestion
@@ -135,9 +135,9 @@ class FaqBot:
     def decide(self, text: str, *, vip: bool = False) -> BotDecision:
         """Classify one customer message. Pure: same text, same decision."""
         s = self.settings
-        orders = extract_orders(text)
-        body = strip_orders(text)
-        folded = "".join(clauses(body))
+        orders, body = split_orders(text)
+        raw_parts = clauses(body)
+        folded = "".join(raw_parts)
         verdict = self._rules.priority(folded, vip=vip, vip_priority=self._vip_priority)
         reasons: list[str] = [*verdict.reasons, *(f"order:{o}" for o in orders)]
         priority = verdict.priority
@@ -146,13 +146,12 @@ class FaqBot:
         if handoff_words or (priority is Priority.URGENT and s.handoff_on_urgent):
             reasons.extend(f"handoff:{w}" for w in handoff_words)
             # Still rank: the nearest FAQ entry tells which team should take it.
-            return self._handoff(folded, priority, reasons, orders, self._rank(body))
+            return self._handoff(folded, priority, reasons, orders, self._rank(raw_parts))
 
         exact = self._exact.get(folded)
-        parts = self._analyzer.clauses(body)
+        parts = self._analyzer.strip(raw_parts)
         if exact is None:
             exact = self._exact.get("".join(parts))
-        q = self._analyzer.analyze_clauses(parts, query=True)
         if exact is not None:
             e = self._entries[exact]
             return BotDecision(
@@ -166,7 +165,7 @@ class FaqBot:
                 score=1.0,
             )
 
-        raw_parts = clauses(body)
+        q = self._analyzer.analyze_clauses(parts, query=True)
         if not q.compact or not parts:
             talk = self._rules.small_talk(raw_parts)
             if orders or talk is None:
@@ -230,8 +229,8 @@ class FaqBot:
             found.extend(dict.fromkeys(t for c in parts for t in cut(c) if t in self._issue_chars))
         return found
 
-    def _rank(self, body: str) -> list[Ranked]:
-        q = self._analyzer.analyze(body, query=True)
+    def _rank(self, raw_parts: list[str]) -> list[Ranked]:
+        q = self._analyzer.analyze_clauses(self._analyzer.strip(raw_parts), query=True)
         return self._index.rank(q) if len(q.compact) >= 2 else []
 
     def _small_talk(

@@ -83,8 +83,12 @@ class Analyzer:
         self._fixer = HomophoneFixer(words, self.segmenter.knows, self.segmenter.is_rare)
 
     def clauses(self, text: str) -> list[str]:
+        return self.strip(clauses(text))
+
+    def strip(self, parts: Iterable[str]) -> list[str]:
+        """Clauses (``normalize.clauses``) without their fillers; the ones left empty dropped."""
         out = []
-        for c in clauses(text):
+        for c in parts:
             c = self.fillers.strip(c)
             if c:
                 out.append(c)

@@ -21,6 +21,17 @@ _CONTEXT_RE = re.compile(
     r"(?:订单|單號|单号|訂單|order)[^0-9]{0,6}?(?<![0-9])(\d{10,15})(?![0-9])", re.IGNORECASE
 )
 _PHONE_RE = re.compile(r"1[3-9]\d{9}")
+# Every order format, and every run that ``strip_orders`` removes, has 10 digits in a row.
+_TEN_DIGITS_RE = re.compile(r"\d{10}")
+
+
+def split_orders(text: str) -> tuple[tuple[str, ...], str]:
+    """``(extract_orders(text), strip_orders(text))``; a text without 10 digits in a row
+    (most messages) is normalized once and no pattern runs on it."""
+    nfkc = unicodedata.normalize("NFKC", text)
+    if _MARK not in nfkc and not _TEN_DIGITS_RE.search(nfkc):
+        return (), nfkc
+    return extract_orders(text), strip_orders(text)
 
 
 def extract_orders(text: str) -> tuple[str, ...]:
