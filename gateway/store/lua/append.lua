@@ -22,7 +22,8 @@
 -- in one step.
 local conv = ARGV[1]
 local ck = KEYS[2]
-if redis.call('EXISTS', ck) == 0 then return {'not_found'} end
+local c = redis.call('HMGET', ck, 'state', 'agent')
+if not c[1] then return {'not_found'} end
 local has_client, client = ARGV[3] == '1', ARGV[4]
 if has_client then
   local seq = redis.call('HGET', KEYS[4], client)
@@ -31,7 +32,6 @@ if has_client then
     return {'dup', first[1][2][2]}
   end
 end
-local c = redis.call('HMGET', ck, 'state', 'agent')
 if ARGV[5] ~= '' and c[1] ~= ARGV[5] then return {'refused'} end
 if ARGV[6] == '1' and (c[1] ~= 'assigned' or c[2] ~= ARGV[7]) then return {'refused'} end
 if ARGV[8] == '1' and c[1] == 'closed' then return {'refused'} end
