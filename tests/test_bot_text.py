@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 from pathlib import Path
 
 import jieba
@@ -11,8 +12,19 @@ import pytest
 from gateway.bot import BotSettings, DecisionKind, FaqBot, FaqEntry, load_faq
 from gateway.bot.engine import _lead
 from gateway.bot.eval import read_cases
-from gateway.bot.normalize import clauses, clauses_many
-from gateway.bot.orders import strip_orders
+from gateway.bot.normalize import (
+    _A_NOT_A_RE,
+    _NOISE_RE,
+    _NUMERAL_RE,
+    _PARTICLE_REPEAT_RE,
+    _REPEAT_RE,
+    _numeral,
+    clauses,
+    clauses_many,
+    clauses_of_nfkc,
+    fold,
+)
+from gateway.bot.orders import extract_orders, split_orders, strip_orders
 from gateway.bot.segment import Segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,3 +132,41 @@ def test_feature_rows_match_single_entry_features(bot: FaqBot) -> None:
     matrix = index.feature_matrix(q, cands)
     for row, e in zip(matrix.tolist(), cands, strict=True):
         assert tuple(index.features(q, e)) == pytest.approx(tuple(row))
+
+
+_ODD_TEXTS = [
+    "订单１２３４５６７８９０１２３４５６什么时候发货",
+    "订单\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661发货",
+    "订单\x00号什么时候发货",
+    "订单号：1234567890 能退吗",
+    "13812345678 什么时候发货",
+    "P123456789012345678 到哪了",
+    "ORDER NO. 6919839412342345678 发货了吗",
+    "单号①②③④⑤⑥⑦⑧⑨⑩",
+    "e1234567890\u0301",
+    "啊啊啊啊呀呀",
+    "发货发货发货",
+    "不不不没没没有",
+    "能不能退，包不包邮？？",
+    "\n\n\n",
+    "",
+]
+
+
+def test_split_orders_equals_extract_and_strip() -> None:
+    for t in [*_texts()[:300], *_ODD_TEXTS]:
+        assert split_orders(t) == (extract_orders(t), unicodedata.normalize("NFKC", strip_orders(t))), t
+
+
+def test_clauses_skip_only_rules_that_cannot_apply() -> None:
+    def reference(text: str) -> list[str]:  # every rule on every text
+        text = fold(text)
+        text = _REPEAT_RE.sub(r"\1", text)
+        text = _PARTICLE_REPEAT_RE.sub(r"\1", text)
+        text = _A_NOT_A_RE.sub(r"\1", text)
+        text = _NUMERAL_RE.sub(_numeral, text)
+        return [c for c in _NOISE_RE.split(text) if c]
+
+    for t in [*_texts(), *_ODD_TEXTS]:
+        assert clauses(t) == reference(t), t
+        assert clauses_of_nfkc(unicodedata.normalize("NFKC", t)) == reference(t), t

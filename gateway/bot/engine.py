@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from gateway.bot.classify import PhraseMatcher, Rules, SmallTalk
 from gateway.bot.faq import FaqEntry
 from gateway.bot.index import Analyzer, FaqIndex, Ranked
-from gateway.bot.normalize import FillerStripper, clauses
+from gateway.bot.normalize import FillerStripper, clauses, clauses_of_nfkc
 from gateway.bot.orders import split_orders
 from gateway.bot.segment import Segmenter
 from gateway.bot.settings import BotSettings
@@ -136,7 +136,7 @@ class FaqBot:
         """Classify one customer message. Pure: same text, same decision."""
         s = self.settings
         orders, body = split_orders(text)
-        raw_parts = clauses(body)
+        raw_parts = clauses_of_nfkc(body)
         folded = "".join(raw_parts)
         verdict = self._rules.priority(folded, vip=vip, vip_priority=self._vip_priority)
         reasons: list[str] = [*verdict.reasons, *(f"order:{o}" for o in orders)]

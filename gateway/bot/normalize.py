@@ -59,7 +59,12 @@ def to_simplified(text: str) -> str:
 
 def fold(text: str) -> str:
     """NFKC + lower + simplified; keeps punctuation (used for phrase and order matching)."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    return _fold_nfkc(unicodedata.normalize("NFKC", text))
+
+
+def _fold_nfkc(text: str) -> str:
+    """``fold`` of a text already in NFKC (NFKC is idempotent)."""
+    text = text.lower()
     if not _TRAD_ONLY or not _TRAD_ONLY.isdisjoint(text):
         text = to_simplified(text)
     return text
@@ -67,15 +72,27 @@ def fold(text: str) -> str:
 
 def clauses(text: str) -> list[str]:
     """``fold`` the text and split it into clauses at punctuation, emoji and spaces."""
+    return list(_clauses(unicodedata.normalize("NFKC", text)))
+
+
+def clauses_of_nfkc(text: str) -> list[str]:
+    """``clauses`` of a text already in NFKC (``orders.split_orders`` returns it so)."""
     return list(_clauses(text))
+
+
+# Two equal characters in a row: without any, neither repeat rule below can apply.
+_DOUBLE_RE = re.compile(r"(.)\1", re.DOTALL)
 
 
 @lru_cache(maxsize=8192)
 def _clauses(text: str) -> tuple[str, ...]:
-    text = fold(text)
-    text = _REPEAT_RE.sub(r"\1", text)
-    text = _PARTICLE_REPEAT_RE.sub(r"\1", text)
-    text = _A_NOT_A_RE.sub(r"\1", text)
+    """``clauses`` of an NFKC text. Each rule runs only when the text has what it looks for."""
+    text = _fold_nfkc(text)
+    if _DOUBLE_RE.search(text) is not None:
+        text = _REPEAT_RE.sub(r"\1", text)
+        text = _PARTICLE_REPEAT_RE.sub(r"\1", text)
+    if "不" in text or "没" in text:
+        text = _A_NOT_A_RE.sub(r"\1", text)
     text = _NUMERAL_RE.sub(_numeral, text)
     return tuple(c for c in _NOISE_RE.split(text) if c)
 

@@ -26,12 +26,15 @@ _TEN_DIGITS_RE = re.compile(r"\d{10}")
 
 
 def split_orders(text: str) -> tuple[tuple[str, ...], str]:
-    """``(extract_orders(text), strip_orders(text))``; a text without 10 digits in a row
-    (most messages) is normalized once and no pattern runs on it."""
+    """``(extract_orders(text), strip_orders(text))``, the latter in NFKC.
+
+    A text without 10 digits in a row (most messages) is normalized once and no
+    pattern runs on it.
+    """
     nfkc = unicodedata.normalize("NFKC", text)
     if _MARK not in nfkc and not _TEN_DIGITS_RE.search(nfkc):
         return (), nfkc
-    return extract_orders(text), strip_orders(text)
+    return extract_orders(text), unicodedata.normalize("NFKC", strip_orders(text))
 
 
 def extract_orders(text: str) -> tuple[str, ...]:
