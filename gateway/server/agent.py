@@ -141,7 +141,6 @@ class AgentSession:
             await old.outlet.close(1000, "replaced by a new connection")
         self.peer.call(self._welcome)
         await ctx.service.agent_connected(self.agent, self.session, AgentStatus(status_raw))
-        await ctx.service.announce_session(self.agent, self.session)
         log.info("event=agent_connected agent=%s status=%s instance=%s", self.agent, status_raw, ctx.instance)
         return True
 

@@ -127,19 +127,21 @@ class ConversationService:
         return Opened(conv, token)
 
     async def customer_message(
-        self, conversation: str, client_id: str | None, text: str, *, vip: bool = False, **extra: Any
+        self, conversation: str, client_id: str | None, text: str, *, vip: bool = False, bot_turn: bool = True,
+        **extra: Any,
     ) -> AppendResult:
         """One step: store the message, move the idle timer, and (bot) record its pending turn.
 
         ``refused`` means the conversation is closed. Call ``after_customer_message``
         next (unless ``duplicate``): the turn is answered exactly once, here or,
-        if this instance dies first, on a survivor.
+        if this instance dies first, on a survivor. ``bot_turn=False`` stores a
+        message the bot cannot read (a platform image, sticker, card) with no turn.
         """
         entry: Entry = {"type": "message", "from": "customer", "text": text, **extra}
         now = time.time()
+        due = now + self.config.routing.turn_retry_s if bot_turn else None
         res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(open=True),
-                                      timer=self._idle_timer(conversation, now),
-                                      turn_due=now + self.config.routing.turn_retry_s, vip=vip)
+                                      timer=self._idle_timer(conversation, now), turn_due=due, vip=vip)
         if not res.refused and not res.duplicate:
             METRICS.customer_messages.inc()
         return res
@@ -314,10 +316,6 @@ class ConversationService:
         if conv is None or conv.agent != agent:
             raise NotAssigned(f"you do not hold {conversation}")
         await self.store.publish(conv_topic(conversation), {"type": "typing", "from": "agent", "to": "customer"})
-
-    async def announce_session(self, agent: str, session: str) -> None:
-        """Tell this agent's older sessions on every instance that they were replaced."""
-        await self.store.publish(f"a:{agent}", {"type": "_replaced", "session": session})
 
     # ------------------------------------------------------------ shared steps
     def _closed(self, pulled: tuple[Placement, ...]) -> None:

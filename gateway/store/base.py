@@ -241,6 +241,10 @@ class Store(abc.ABC):
     ) -> tuple[str, list[Placement]]:
         """Bind the agent to ``session`` (replacing any other) and set its status.
 
+        In the same step: its grace timer dropped, ``{"type": "_replaced",
+        "session": session}`` published on ``a:<agent>`` (older sessions close),
+        waiting conversations pulled when online.
+
         Returns the replaced session id ("" if none) and what it pulled when online.
         """
 

@@ -240,6 +240,7 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
         self._sessions[agent] = session
         a.status = status
         self._cancel(f"grace:{agent}")
+        self._emit(agent_topic(agent), {"type": "_replaced", "session": session})
         pulled = self._pull(a) if status is AgentStatus.ONLINE else []
         self._flush_moved()
         return previous, pulled

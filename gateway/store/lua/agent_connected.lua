@@ -19,6 +19,8 @@ redis.call('HSET', KEYS[2], 'session', session, 'instance', instance, 'status', 
 redis.call('SADD', P .. K_INST_AGENTS .. instance, agent)
 refresh_agent(agent)
 redis.call('ZREM', P .. K_TIMERS, TM_GRACE .. agent)
+-- older sessions of this agent, on any instance, learn they were replaced
+publish(T_AGENT .. agent, '{"type":"_replaced","session":' .. cjson.encode(session) .. '}')
 local pulled = {}
 if status == 'online' then pulled = pull(agent) end
 publish_moved()
