@@ -87,6 +87,11 @@ class Tab:
     page: Any
     dialogs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # every URL the page fetched
+
+    def loaded(self, name: str) -> bool:
+        """Whether the page fetched /static/`name` (from whichever origin)."""
+        return any(u.split("?")[0].endswith(f"/static/{name}") for u in self.requests)
 
     def assert_clean(self) -> None:
         assert self.dialogs == [], f"a dialog opened (script ran): {self.dialogs}"
@@ -123,6 +128,7 @@ def tabs(browser: Any) -> Iterator[Callable[..., Tab]]:
 
         page.on("dialog", on_dialog)
         page.on("pageerror", lambda e: tab.errors.append(str(e)))
+        page.on("request", lambda r: tab.requests.append(r.url))
         return tab
 
     yield open_tab
@@ -219,6 +225,50 @@ def wait_until(page: Any, condition: Callable[[], bool], timeout: float = WAIT_M
         if time.monotonic() > end:
             raise AssertionError("condition not met in time")
         page.wait_for_timeout(50)
+
+
+@dataclass
+class Relay:
+    """Sits between a page and the gateway on its websockets (route_web_socket) and drops
+    them as a restarting server (1012), a too slow reader (1013) or a network loss would.
+    While `up` is False, new sockets open but reach no server."""
+
+    page: Any
+    sockets: list[Any] = field(default_factory=list)
+    up: bool = True
+
+    def __post_init__(self) -> None:
+        def through(ws: Any) -> None:
+            if self.up:
+                ws.connect_to_server()
+            self.sockets.append(ws)
+
+        self.page.route_web_socket(re.compile(r".*/ws/(customer|agent)$"), through)
+
+    def drop(self, code: int, reason: str = "") -> None:
+        """Close the newest socket towards the page with `code`."""
+        self.sockets[-1].close(code=code, reason=reason)
+
+    def wait_sockets(self, n: int, timeout: float = WAIT_MS / 1000) -> float:
+        """Wait until the page has opened n sockets in all; the seconds it took."""
+        start = time.monotonic()
+        wait_until(self.page, lambda: len(self.sockets) >= n, timeout)
+        assert len(self.sockets) == n, f"{len(self.sockets)} sockets, expected {n}"
+        return time.monotonic() - start
+
+
+def console_rows(page: Any) -> list[tuple[str, str, str]]:
+    """(class, seq, text) of every row in the console's open conversation, in order."""
+    return [tuple(r) for r in page.eval_on_selector_all(
+        ".history .msg",
+        "rows => rows.map(r => [r.className, r.dataset.seq || '', "
+        "(r.querySelector('.bubble, .notice') || r).firstChild.textContent])")]
+
+
+def assert_seqs_once(rows: list[tuple[str, str, str]]) -> None:
+    """Every row stored (has its seq), each seq once, in order."""
+    seqs = [int(seq) for _, seq, _ in rows]
+    assert seqs == sorted(set(seqs)), rows
 
 
 def admin_get(url: str, path: str) -> Any:
@@ -413,40 +463,38 @@ def test_reload_resumes_with_history(gateway: Any, tabs: Callable[..., Tab]) -> 
 
 
 def test_reconnect_after_restart_or_network_loss(gateway: Any, tabs: Callable[..., Tab]) -> None:
-    """The test sits between page and server (route_web_socket) and drops the socket."""
+    """The test sits between page and server (Relay) and drops the socket."""
     tab = tabs()
     page = tab.page
-    sockets: list[Any] = []
-    network = {"up": True}  # while down, new sockets reach no server
-
-    def through(ws: Any) -> None:
-        if network["up"]:
-            ws.connect_to_server()
-        sockets.append(ws)
-
-    page.route_web_socket(re.compile(r".*/ws/customer$"), through)
+    relay = Relay(page)
     open_chat(tab, gateway.http_url)
+    assert tab.loaded("ws-conn.js")  # the shared socket module, as on the console
     say(page, "什么时候发货")
     wait_count(page, ".gw-from-bot", 1)
 
     # 1012 (server restarting): the page comes back at once and resumes after its last seq.
-    sockets[-1].close(code=1012, reason="restart")
-    wait_until(page, lambda: len(sockets) == 2)
+    relay.drop(1012, "restart")
+    assert relay.wait_sockets(2) < 2.0
     expect(page.locator(".gw-status")).to_be_hidden()
     say(page, "发货")
     wait_count(page, ".gw-from-bot", 2)
 
+    # 1013 (too slow to read): the same.
+    relay.drop(1013, "too slow, reconnect and resume")
+    assert relay.wait_sockets(3) < 2.0
+    expect(page.locator(".gw-status")).to_be_hidden()
+
     # Network loss: a message typed meanwhile waits, then goes out once after reconnecting.
-    network["up"] = False
-    sockets[-1].close(code=4000, reason="network lost")
+    relay.up = False
+    relay.drop(4000, "network lost")
     expect(page.locator(".gw-status")).to_contain_text("正在重新连接")
-    wait_until(page, lambda: len(sockets) == 3)  # a retry that reaches nothing
+    relay.wait_sockets(4)  # a retry that reaches nothing
     page.fill(".gw-input", "尺码怎么选")
     page.press(".gw-input", "Enter")
     expect(page.locator(".gw-from-customer").last.locator(".gw-meta")).to_have_text("发送中…")
-    network["up"] = True
-    sockets[-1].close(code=4000, reason="still down")
-    wait_until(page, lambda: len(sockets) == 4)
+    relay.up = True
+    relay.drop(4000, "still down")
+    relay.wait_sockets(5)
     expect(page.locator(".gw-status")).to_be_hidden()
     wait_count(page, ".gw-from-bot", 3)
     assert bot_bubbles(page)[-1] == FAQ_ANSWERS["尺码怎么选"]
@@ -457,6 +505,89 @@ def test_reconnect_after_restart_or_network_loss(gateway: Any, tabs: Callable[..
     assert seqs == list(range(1, len(seqs) + 1)), rows  # nothing lost, nothing doubled
     assert [text for cls, _, text in rows if "customer" in cls] == ["什么时候发货", "发货", "尺码怎么选"]
     tab.assert_clean()
+
+
+def test_stale_resume_starts_afresh(gateway: Any, tabs: Callable[..., Tab]) -> None:
+    """A stored conversation the server refuses to resume (4401) gives way to a new one."""
+    tab = tabs()
+    page = open_chat(tab, gateway.http_url)
+    page.evaluate("""() => sessionStorage.setItem('gateway.chat',
+        JSON.stringify({conversation: 'c-gone', token: 'not-its-token', seq: 3}))""")
+    page.reload()
+    page.wait_for_selector(".gw-notice:has-text('之前的会话已失效')")
+    page.wait_for_function("() => JSON.parse(sessionStorage.getItem('gateway.chat')).conversation !== 'c-gone'")
+    expect(page.locator(".gw-status")).to_be_hidden()
+    say(page, "什么时候发货")
+    wait_count(page, ".gw-from-bot", 1)
+    tab.assert_clean()
+
+
+def test_console_reconnects_and_resumes(gateway: Any, tabs: Callable[..., Tab]) -> None:
+    """The console on the same shared socket module: 1012, 1013 and a network loss."""
+    url = gateway.http_url
+    consoles = {a: tabs() for a in DUTY}
+    relays = {a: Relay(tab.page) for a, tab in consoles.items()}
+    for agent, tab in consoles.items():
+        sign_in(tab, url, agent)
+        assert tab.loaded("ws-conn.js")
+    cust = tabs()
+    customer = open_chat(cust, url)
+    conv, agent = hand_off(customer, consoles)
+    agent_tab, relay = consoles[agent], relays[agent]
+    console = agent_tab.page
+    item = console.locator(f'.conv-item[data-id="{conv}"]')
+    item.click()
+    console.wait_for_selector(".history .from-customer")
+    console.fill(".reply-input", "您好，我来查一下")
+    console.press(".reply-input", "Enter")
+    console.wait_for_selector(".history .from-agent[data-seq]")
+    customer.wait_for_selector(".gw-from-agent")
+    before = console_rows(console)
+    online = console.locator(".conn-state")
+
+    # 1012 (server restarting) and 1013 (too slow): back at once; the welcome lists the
+    # conversation again and merges its history without doubling a row.
+    for n, code in ((2, 1012), (3, 1013)):
+        relay.drop(code, "reconnect")
+        assert relay.wait_sockets(n) < 2.0
+        expect(online).to_have_attribute("data-state", "online")
+        console.wait_for_timeout(300)
+        assert console_rows(console) == before
+        assert item.count() == 1
+
+    # Network loss: the customer writes meanwhile and the agent's reply waits; once back,
+    # the customer's message shows once and the reply goes out once.
+    relay.up = False
+    relay.drop(4000, "network lost")
+    expect(online).to_have_attribute("data-state", "reconnecting")
+    relay.wait_sockets(4)  # a retry that reaches nothing
+    say(customer, "还在吗")
+    console.fill(".reply-input", "在的，稍等")
+    console.press(".reply-input", "Enter")
+    expect(console.locator(".history .from-agent").last).to_have_attribute("data-local", "1")
+    console.wait_for_timeout(500)
+    assert "还在吗" not in [t for _, _, t in console_rows(console)]  # offline indeed
+    relay.up = True
+    relay.drop(4000, "still down")
+    relay.wait_sockets(5)
+    expect(online).to_have_attribute("data-state", "online")
+    expect(console.locator(".history .from-agent").last).to_have_attribute("data-seq", re.compile(r"^[0-9]+$"))
+    customer.wait_for_selector(".gw-from-agent >> nth=1")
+
+    console.wait_for_timeout(500)
+    rows = console_rows(console)
+    assert_seqs_once(rows)
+    assert rows[:len(before)] == before
+    said = [(("agent" if "from-agent" in cls else "customer"), text) for cls, _, text in rows
+            if "from-agent" in cls or "from-customer" in cls]
+    assert said == [("customer", HANDOFF_TEXT), ("agent", "您好，我来查一下"),
+                    ("customer", "还在吗"), ("agent", "在的，稍等")], rows
+    cust_rows = chat_rows(customer)
+    assert [t for cls, _, t in cust_rows if "gw-from-agent" in cls] == ["您好，我来查一下", "在的，稍等"]
+    seqs = [int(seq) for _, seq, _ in cust_rows]
+    assert seqs == list(range(1, len(seqs) + 1)), cust_rows
+    agent_tab.assert_clean()
+    cust.assert_clean()
 
 
 def test_transfer_to_another_agent(gateway: Any, tabs: Callable[..., Tab]) -> None:
@@ -561,23 +692,35 @@ def test_widget_on_a_shop_page_of_another_origin(gateway: Any, tabs: Callable[..
     assert _static_allows_other_origins(gateway.http_url)
     tab = tabs()
     page = tab.page
+    relay = Relay(page)
     page.goto(shop_page)
     page.click(".gw-launcher")  # Playwright's CSS engine pierces the widget's shadow root
     page.wait_for_selector(".gw-panel:not([hidden])")
     page.wait_for_function(
         "() => Object.keys(sessionStorage).some(k => k.startsWith('gateway.widget:'))")
+    assert tab.loaded("ws-conn.js")  # cross-origin, through the widget's import() chain
     say(page, "什么时候发货")
     wait_count(page, ".gw-from-bot", 1)
     assert bot_bubbles(page) == [FAQ_ANSWERS["什么时候发货"]]
     shoot(page, "widget-desktop.png")
+
+    # The server restarts (1012): the widget comes back and resumes, nothing doubled.
+    relay.drop(1012, "restart")
+    assert relay.wait_sockets(2) < 2.0
+    expect(page.locator(".gw-status")).to_be_hidden()
+    say(page, "发货")
+    wait_count(page, ".gw-from-bot", 2)
+    page.wait_for_timeout(300)
+    seqs = [int(seq) for _, seq, _ in chat_rows(page)]
+    assert seqs == list(range(1, len(seqs) + 1))
     page.click(".gw-close")
     page.wait_for_selector(".gw-panel", state="hidden")
 
     # A reload of the shop page keeps the conversation: the widget reconnects and resumes.
     page.reload()
     page.click(".gw-launcher")
-    wait_count(page, ".gw-from-bot", 1)
-    assert bot_bubbles(page) == [FAQ_ANSWERS["什么时候发货"]]
+    wait_count(page, ".gw-from-bot", 2)
+    assert bot_bubbles(page)[0] == FAQ_ANSWERS["什么时候发货"]
     tab.assert_clean()
 
 

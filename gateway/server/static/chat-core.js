@@ -1,12 +1,12 @@
-// The customer's side of the wire protocol, without any DOM: hello and resume,
-// reconnect with backoff, dedupe by seq, the session kept in sessionStorage.
+// The customer's side of the wire protocol, without any DOM: hello and resume
+// over ws-conn.js's reconnecting socket, dedupe by seq, the session kept in sessionStorage.
 // UIs listen to its events: state, conversation, entry, local, ack, failed,
 // queued, typing, survey, rated, notice.
 
 import { ChatLog } from './log.js';
 import { frameId } from './dom.js';
+import { ReconnectingSocket } from './ws-conn.js';
 
-const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const TYPING_EVERY_MS = 2500;
 
 export class CustomerChat extends EventTarget {
@@ -27,36 +27,30 @@ export class CustomerChat extends EventTarget {
     this.session = this._load();
     this.log = new ChatLog((e) => e.from === 'customer');
     this.controls = []; // frames other than messages, waiting for a connection
-    this.ws = null;
-    this.ready = false;
-    this.attempt = 0;
-    this.timer = null;
-    this.stopped = true;
     this.lastTyping = 0;
     this.resumeSent = false;
-    this.state = 'idle';
-    this._onOnline = () => { if (!this.ws && !this.stopped) this._connect(); };
+    this.socket = new ReconnectingSocket({
+      url: wsUrl,
+      hello: () => this._hello(),
+      onState: (state) => this._emit('state', { state }),
+      onFrame: (frame, { first }) => this._onFrame(frame, first),
+      onClose: (code) => this._onClose(code),
+    });
   }
+
+  get ready() { return this.socket.ready; }
+
+  /** idle, connecting, online, reconnecting or failed. */
+  get state() { return this.socket.state; }
 
   get conversation() { return this.session ? this.session.conversation : null; }
 
   /** True when a survey is waiting for this customer's stars (survives a reload). */
   get surveyPending() { return !!(this.session && this.session.survey && !this.session.rated); }
 
-  start() {
-    if (!this.stopped) return;
-    this.stopped = false;
-    window.addEventListener('online', this._onOnline);
-    this._connect();
-  }
+  start() { this.socket.start(); }
 
-  stop() {
-    this.stopped = true;
-    window.removeEventListener('online', this._onOnline);
-    clearTimeout(this.timer);
-    if (this.ws) { const ws = this.ws; this.ws = null; ws.close(1000); }
-    this._setState('idle');
-  }
+  stop() { this.socket.stop(); }
 
   /** Send a message; it is shown at once and gets its seq from the ack. Returns the record. */
   send(text) {
@@ -95,85 +89,38 @@ export class CustomerChat extends EventTarget {
 
   // -- connection -------------------------------------------------------------
 
-  _connect() {
-    clearTimeout(this.timer);
-    this.ready = false;
-    this._setState(this.attempt ? 'reconnecting' : 'connecting');
-    let ws;
-    try {
-      ws = new WebSocket(this.wsUrl);
-    } catch (err) {
-      this._scheduleReconnect();
-      return;
+  _hello() {
+    const hello = { type: 'hello', channel: this.channel };
+    if (this.customer) hello.customer = this.customer;
+    if (this.signature) hello.signature = this.signature;
+    this.resumeSent = !!(this.session && this.session.conversation && this.session.token);
+    if (this.resumeSent) {
+      // A fresh page has shown nothing yet: ask for the whole history.
+      hello.resume = { conversation: this.session.conversation, token: this.session.token, after: this.log.lastSeq };
     }
-    this.ws = ws;
-    ws.onopen = () => {
-      if (ws !== this.ws) return;
-      const hello = { type: 'hello', channel: this.channel };
-      if (this.customer) hello.customer = this.customer;
-      if (this.signature) hello.signature = this.signature;
-      this.resumeSent = !!(this.session && this.session.conversation && this.session.token);
-      if (this.resumeSent) {
-        // A fresh page has shown nothing yet: ask for the whole history.
-        hello.resume = { conversation: this.session.conversation, token: this.session.token, after: this.log.lastSeq };
-      }
-      ws.send(JSON.stringify(hello));
-    };
-    ws.onmessage = (ev) => {
-      if (ws !== this.ws || typeof ev.data !== 'string') return;
-      let frame;
-      try { frame = JSON.parse(ev.data); } catch { return; }
-      if (frame && typeof frame === 'object') this._onFrame(frame);
-    };
-    ws.onclose = (ev) => {
-      if (ws !== this.ws) return;
-      this.ws = null;
-      this.ready = false;
-      this._onClose(ev.code);
-    };
+    return hello;
   }
 
+  /** What a close means here; undefined leaves it to ws-conn.js (1012 / 1013 soon, else backoff). */
   _onClose(code) {
-    if (this.stopped) return;
     if (code === 4401 && this.resumeSent) {
       // The stored conversation cannot be resumed (expired or foreign token): start afresh.
       this._saveSession(null);
       this.log.reset();
       this._emit('notice', { text: '之前的会话已失效，已为您开始新的会话' });
-      this.attempt = 0;
-      this._connect();
-      return;
+      return 'now';
     }
     if (code === 4401 || code === 4400) {
-      this.stopped = true;
-      this._setState('failed');
+      this.socket.halt();
+      this.socket.setState('failed');
       this._emit('notice', { text: '身份校验失败，无法连接客服', level: 'error' });
-      return;
     }
-    if (code === 1012) this.attempt = 0; // server restarting: come back soon, with resume
-    this._scheduleReconnect();
-  }
-
-  _scheduleReconnect() {
-    this._setState('reconnecting');
-    const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
-    this.attempt += 1;
-    this.timer = setTimeout(() => this._connect(), base / 2 + Math.random() * base / 2);
-  }
-
-  _setState(state) {
-    if (state === this.state) return;
-    this.state = state;
-    this._emit('state', { state });
+    return undefined;
   }
 
   _emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 
-  _send(frame) {
-    if (!this.ws || !this.ready) return false;
-    this.ws.send(JSON.stringify(frame));
-    return true;
-  }
+  _send(frame) { return this.socket.send(frame); }
 
   _sendMessage(record) {
     this._send({ type: 'message', id: record.id, text: record.text });
@@ -181,9 +128,9 @@ export class CustomerChat extends EventTarget {
 
   // -- frames -----------------------------------------------------------------
 
-  _onFrame(f) {
+  _onFrame(f, first) {
     switch (f.type) {
-      case 'welcome': return this._onWelcome(f);
+      case 'welcome': return this._onWelcome(f, first);
       case 'ack': return this._onAck(f);
       case 'message': case 'assigned': case 'transferred': case 'closed':
         return this._onEntry(f);
@@ -197,8 +144,8 @@ export class CustomerChat extends EventTarget {
     }
   }
 
-  _onWelcome(f) {
-    const first = !this.ready;
+  /** `first`: the first welcome on this socket (it is ready by now: sends go out). */
+  _onWelcome(f, first) {
     const previous = this.conversation;
     if (previous !== f.conversation) {
       if (previous) this.log.reset();
@@ -208,9 +155,6 @@ export class CustomerChat extends EventTarget {
     } else if (f.token && f.token !== this.session.token) {
       this._saveSession({ ...this.session, token: f.token });
     }
-    this.ready = true;
-    this.attempt = 0;
-    this._setState('online');
     for (const entry of Array.isArray(f.messages) ? f.messages : []) this._onEntry(entry, true);
     if (first) {
       // What the last socket could not deliver: messages (same ids), then ratings etc.
