@@ -38,7 +38,18 @@ from gateway.model import (
 from gateway.service.botholder import BotHolder
 from gateway.service.metrics import METRICS
 from gateway.service.tokens import check_resume_token, resume_token
-from gateway.store import AppendResult, Guard, HandoffRequest, Placement, Store, conv_topic
+from gateway.store import (
+    TIMER_PREFIXES,
+    AppendResult,
+    Guard,
+    HandoffRequest,
+    Placement,
+    Store,
+    conv_topic,
+    grace_timer,
+    idle_timer,
+    sla_timer,
+)
 
 log = logging.getLogger("gateway.service")
 
@@ -218,7 +229,7 @@ class ConversationService:
             notice={"type": "message", "from": "system", "text": self.config.texts.handoff},
             skill=skill, priority=Priority(priority), channel_skills=dict(routing.channel_skills),
             default_skill=routing.default_skill, meta=patch, turn=turn,
-            sla=(f"sla:{conversation}", now + self.config.ack_target_s),
+            sla=(sla_timer(conversation), now + self.config.ack_target_s),
         )
         placement = await self.store.handoff(conversation, req)
         if placement is None:
@@ -277,7 +288,7 @@ class ConversationService:
         """One step: offline, and either the grace timer or (no grace) its conversations routed again."""
         METRICS.agents_connected.dec()
         grace = self.config.routing.agent_grace_s
-        if await self.store.agent_disconnected(agent, session, grace=(f"grace:{agent}", time.time() + grace),
+        if await self.store.agent_disconnected(agent, session, grace=(grace_timer(agent), time.time() + grace),
                                                requeue=grace <= 0):
             log.info("event=agent_disconnected agent=%s grace_s=%s", agent, grace)
 
@@ -291,7 +302,7 @@ class ConversationService:
         entry: Entry = {"type": "message", "from": "agent", "text": text, "agent": {"id": agent, "name": name}}
         try:
             res = await self.store.append(conversation, entry, client_id=client_id, guard=Guard(agent=agent),
-                                          timer=self._idle_timer(conversation), cancel=(f"sla:{conversation}",))
+                                          timer=self._idle_timer(conversation), cancel=(sla_timer(conversation),))
         except NotFound as e:
             raise NotAssigned(f"you do not hold {conversation}") from e
         if res.refused:
@@ -330,29 +341,30 @@ class ConversationService:
                 METRICS.assignments.inc()
 
     def _idle_timer(self, conversation: str, now: float | None = None) -> tuple[str, float]:
-        return f"idle:{conversation}", (now or time.time()) + self.config.routing.customer_idle_close_s
+        return idle_timer(conversation), (now or time.time()) + self.config.routing.customer_idle_close_s
 
     # ------------------------------------------------------------ timers
     async def fire(self, key: str) -> None:
         """A due timer, claimed by this instance: one step each."""
-        kind, _, ident = key.partition(":")
-        if kind == "grace":
+        head, sep, ident = key.partition(":")
+        kind = head + sep
+        if kind == TIMER_PREFIXES["grace"]:
             placements = await self.store.requeue_agent(ident)
             log.info("event=grace_expired agent=%s requeued=%d", ident, len(placements))
             self.placed(placements)
-        elif kind == "idle":
+        elif kind == TIMER_PREFIXES["idle"]:
             res = await self.store.close_conversation(
                 ident, "idle", notice={"type": "message", "from": "system", "text": self.config.texts.closed_idle},
                 idle_retry=self._idle_timer(ident), survey=True)
             if res.closed:
                 self._closed(res.placements)
-        elif kind == "sla":
+        elif kind == TIMER_PREFIXES["sla"]:
             notice = await self.store.append(
                 ident, {"type": "message", "from": "system", "text": self.config.texts.sla_waiting},
                 guard=Guard(state=ConvState.QUEUED))
             if not notice.refused:
                 METRICS.sla_waiting_notices.inc()
-        elif kind == "turn":
+        elif kind == TIMER_PREFIXES["turn"]:
             await self._recover_turn(ident)
 
     async def _recover_turn(self, ident: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from gateway.errors import ConfigError
 from gateway.store.base import (
+    TIMER_PREFIXES,
+    TOPIC_PREFIXES,
     AppendResult,
     BusListener,
     CloseResult,
@@ -15,12 +17,17 @@ from gateway.store.base import (
     TransferResult,
     agent_topic,
     conv_topic,
+    grace_timer,
+    idle_timer,
     queue_topic,
+    sla_timer,
     turn_timer,
 )
 from gateway.store.memory import MemoryStore
 
 __all__ = [
+    "TIMER_PREFIXES",
+    "TOPIC_PREFIXES",
     "AppendResult",
     "BusListener",
     "CloseResult",
@@ -33,8 +40,11 @@ __all__ = [
     "TransferResult",
     "agent_topic",
     "conv_topic",
+    "grace_timer",
+    "idle_timer",
     "open_store",
     "queue_topic",
+    "sla_timer",
     "turn_timer",
 ]
 

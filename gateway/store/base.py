@@ -31,27 +31,39 @@ BusListener = Callable[[str, dict[str, Any]], None]
 """Called with (topic, payload) for every bus message, on every instance."""
 
 
-def conv_topic(conversation: str) -> str:
-    return f"c:{conversation}"
-
-
-def agent_topic(agent: str) -> str:
-    return f"a:{agent}"
-
-
-def queue_topic(skill: str) -> str:
-    return f"q:{skill}"
-
-
 TOPIC_PREFIXES = {"conversation": "c:", "agent": "a:", "queue": "q:"}
-"""Bus topic prefixes (the Lua scripts get them generated from here)."""
+"""Bus topic prefixes: the only spelling (the Lua scripts get them generated from here)."""
 
 TIMER_PREFIXES = {"idle": "idle:", "sla": "sla:", "grace": "grace:", "turn": "turn:"}
 """Timer key prefixes: ``idle:<conv>``, ``sla:<conv>``, ``grace:<agent>``, ``turn:<conv>:<seq>``."""
 
 
+def conv_topic(conversation: str) -> str:
+    return TOPIC_PREFIXES["conversation"] + conversation
+
+
+def agent_topic(agent: str) -> str:
+    return TOPIC_PREFIXES["agent"] + agent
+
+
+def queue_topic(skill: str) -> str:
+    return TOPIC_PREFIXES["queue"] + skill
+
+
+def idle_timer(conversation: str) -> str:
+    return TIMER_PREFIXES["idle"] + conversation
+
+
+def sla_timer(conversation: str) -> str:
+    return TIMER_PREFIXES["sla"] + conversation
+
+
+def grace_timer(agent: str) -> str:
+    return TIMER_PREFIXES["grace"] + agent
+
+
 def turn_timer(conversation: str, seq: int) -> str:
-    return f"turn:{conversation}:{seq}"
+    return f"{TIMER_PREFIXES['turn']}{conversation}:{seq}"
 
 
 @dataclass(slots=True, frozen=True)

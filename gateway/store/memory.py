@@ -33,6 +33,9 @@ from gateway.store.base import (
     TransferResult,
     agent_topic,
     conv_topic,
+    grace_timer,
+    idle_timer,
+    sla_timer,
     turn_timer,
 )
 from gateway.store.memory_extras import MemoryClaims, MemoryTimers
@@ -239,7 +242,7 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
         previous = self._sessions.get(agent, "")
         self._sessions[agent] = session
         a.status = status
-        self._cancel(f"grace:{agent}")
+        self._cancel(grace_timer(agent))
         self._emit(agent_topic(agent), {"type": "_replaced", "session": session})
         pulled = self._pull(a) if status is AgentStatus.ONLINE else []
         self._flush_moved()
@@ -362,8 +365,8 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
         if notice is not None:
             self._append(conversation, notice)
         self._clear_turns(conversation)
-        self._cancel(f"idle:{conversation}")
-        self._cancel(f"sla:{conversation}")
+        self._cancel(idle_timer(conversation))
+        self._cancel(sla_timer(conversation))
         left = self._dequeue(c) if c.state is ConvState.QUEUED else ""
         holder = c.agent if c.state is ConvState.ASSIGNED else ""
         c.state, c.agent, c.closed_at, c.close_reason = ConvState.CLOSED, "", time.time(), reason
