@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.bot import BotSettings, DecisionKind, FaqBot, FaqEntry, load_faq  # noqa: E402
 from gateway.bot.eval import Case, evaluate, read_cases  # noqa: E402
-from gateway.bot.normalize import _clauses, fold  # noqa: E402
+from gateway.bot.normalize import fold  # noqa: E402
 from gateway.bot.pinyin import AVAILABLE as PINYIN  # noqa: E402
 from gateway.bot.types import BotDecision  # noqa: E402
 
@@ -107,9 +107,8 @@ def synthetic_faq(base: list[FaqEntry], size: int) -> list[FaqEntry]:
 
 
 def _clear_caches(bot: FaqBot) -> None:
-    """Forget normalized and segmented messages, so every round measures cold queries."""
-    _clauses.cache_clear()
-    bot._analyzer.segmenter.clear_cache()
+    """Forget normalized, segmented and analyzed messages, so every round measures cold queries."""
+    bot.clear_caches()
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -25,6 +25,7 @@ from gateway.bot.normalize import (
     fold,
 )
 from gateway.bot.orders import extract_orders, split_orders, strip_orders
+from gateway.bot.pinyin import HomophoneFixer, sound
 from gateway.bot.segment import Segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,3 +171,74 @@ def test_clauses_skip_only_rules_that_cannot_apply() -> None:
     for t in [*_texts(), *_ODD_TEXTS]:
         assert clauses(t) == reference(t), t
         assert clauses_of_nfkc(unicodedata.normalize("NFKC", t)) == reference(t), t
+
+
+def test_query_analysis_clause_by_clause_equals_whole(bot: FaqBot) -> None:
+    a = bot._analyzer
+    texts = [*_texts(), *_ODD_TEXTS, "亲，什么时候发货？谢谢", "你好，发漂怎么开，急"]
+    for warm in (False, True):
+        if not warm:
+            bot.clear_caches()
+        for t in texts:
+            parts = a.clauses(t)
+            assert a.analyze_clauses(parts, query=True) == a._analyze(parts, query=True), t
+
+
+def _fix_reference(fixer: HomophoneFixer, tokens: list[str]) -> tuple[list[str], list[str]]:
+    """``HomophoneFixer.fix`` as first written: the sound of every span computed afresh."""
+    out: list[str] = []
+    fixes: list[str] = []
+    i = 0
+    n = len(tokens)
+    voc, by_sound = fixer.vocabulary, fixer._by_sound
+    while i < n:
+        replaced = False
+        if tokens[i] not in voc:
+            span = ""
+            best: tuple[int, str] | None = None
+            for j in range(i, min(n, i + 4)):
+                if tokens[j] in voc and not (j == i + 1 and len(tokens[i]) == 1):
+                    break
+                span += tokens[j]
+                if len(span) > 4:
+                    break
+                if j == i and len(span) >= 2 and fixer._is_word(span):
+                    break
+                if len(span) >= 2:
+                    word = by_sound.get(sound(span))
+                    if word is not None and word != span:
+                        best = (j, word)
+            if best is not None:
+                j, word = best
+                fixes.append(f"{''.join(tokens[i : j + 1])}>{word}")
+                out.append(word)
+                i = j + 1
+                replaced = True
+            elif len(tokens[i]) == 1 and out and len(out[-1]) >= 2 and fixer._is_rare(tokens[i]):
+                span = out[-1][-1] + tokens[i]
+                word = by_sound.get(sound(span))
+                if word is not None and word != span and len(word) == 2:
+                    fixes.append(f"{out[-1]}{tokens[i]}>{out[-1][:-1]}{word}")
+                    out[-1] = out[-1][:-1]
+                    out.append(word)
+                    i += 1
+                    replaced = True
+        if not replaced:
+            out.append(tokens[i])
+            i += 1
+    return out, fixes
+
+
+def test_homophone_fix_equals_reference(bot: FaqBot) -> None:
+    fixer = bot._analyzer._fixer
+    assert fixer is not None
+    cut = bot._analyzer.segmenter.cut
+    extra = ["发漂怎么开", "积份怎么用", "法货了吗", "冲电器坏了", "开发漂", "abc发漂", "x发漂y", "㐀发漂"]
+    clauses_ = [c for t in [*_texts(), *_ODD_TEXTS, *extra] for c in bot._analyzer.clauses(t)]
+    fixed = 0
+    for c in clauses_:
+        tokens = cut(c)
+        got = fixer.fix(list(tokens))
+        assert got == _fix_reference(fixer, list(tokens)), c
+        fixed += bool(got[1])
+    assert fixed >= 10

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from gateway.bot.classify import PhraseMatcher, Rules, SmallTalk
 from gateway.bot.faq import FaqEntry
 from gateway.bot.index import Analyzer, FaqIndex, Ranked
-from gateway.bot.normalize import FillerStripper, clauses, clauses_of_nfkc
+from gateway.bot.normalize import FillerStripper, clauses, clauses_of_nfkc, clear_text_caches
 from gateway.bot.orders import split_orders
 from gateway.bot.segment import Segmenter
 from gateway.bot.settings import BotSettings
@@ -119,6 +119,12 @@ class FaqBot:
             fillers=settings.fillers,
         )
         return cls(entries, settings, analyzer, index, rules)
+
+    def clear_caches(self) -> None:
+        """Forget every normalized, segmented and analyzed text (benchmarks measuring cold messages)."""
+        clear_text_caches()
+        self._analyzer.segmenter.clear_cache()
+        self._analyzer.clear_caches()
 
     @property
     def faq_count(self) -> int:

@@ -23,6 +23,8 @@ from gateway.bot.pinyin import HomophoneFixer, sound_bigrams
 from gateway.bot.scoring import Features, score_matrix
 from gateway.bot.segment import STOP_WORDS, Segmenter
 
+_QUERY_CACHE_MAX = 50_000
+
 # a verb-object word with an aspect particle inside (付完款, 下了单, 发过货)
 _SPLIT_WORD_RE = re.compile("([\u4e00-\u9fff])[了完过]([\u4e00-\u9fff])")
 
@@ -75,12 +77,24 @@ class Analyzer:
         self._tok_cache: dict[str, tuple[str, ...] | None] = {}
         self._tok_version = segmenter.version
         self._sub_version = segmenter.version
+        # a query clause -> its analysis (a message is the sum of its clauses': see ``analyze_clauses``)
+        self._query_cache: dict[str, Analyzed] = {}
+        self._query_version = segmenter.version
 
     def learn(self, vocab: Iterable[str]) -> None:
         """Called once the FAQ is analyzed: enables query-only repairs."""
         self.vocab = frozenset(vocab)
         words = {w for w in self.surface | set(self.canon) | set(self.vocab) if len(w) >= 2}
         self._fixer = HomophoneFixer(words, self.segmenter.knows, self.segmenter.is_rare)
+        self._query_cache.clear()
+
+    def clear_caches(self) -> None:
+        """Forget analyzed texts and words (benchmarks measuring cold queries)."""
+        self._query_cache.clear()
+        self._tok_cache.clear()
+        self._sub_cache.clear()
+        if self._fixer is not None:
+            self._fixer.clear_cache()
 
     def clauses(self, text: str) -> list[str]:
         return self.strip(clauses(text))
@@ -95,6 +109,37 @@ class Analyzer:
         return out
 
     def analyze_clauses(self, parts: Sequence[str], *, query: bool = False) -> Analyzed:
+        """``parts``: clauses without fillers (``clauses``). A query is analyzed clause by clause
+        (each clause on its own is pure: its words, its pieces, its repairs), the clauses' results
+        kept, so a message that repeats a clause of an earlier one (most add a greeting or a
+        particle to a common question) only joins them."""
+        if not query:
+            self._query_cache.clear()  # the FAQ's own words (``surface``) change how queries split
+            return self._analyze(parts, query=False)
+        if self._query_version != self.segmenter.version:
+            self._query_cache.clear()
+            self._query_version = self.segmenter.version
+        cache = self._query_cache
+        done: list[Analyzed] = []
+        for clause in parts:
+            a = cache.get(clause)
+            if a is None:
+                a = self._analyze((clause,), query=True)
+                if len(cache) >= _QUERY_CACHE_MAX:
+                    cache.clear()
+                cache[clause] = a
+            done.append(a)
+        if len(done) == 1:
+            return done[0]
+        # as if analyzed together: pieces and repairs in order, words and bigrams without repeats
+        return Analyzed(
+            "".join([a.compact for a in done]),
+            tuple(dict.fromkeys([t for a in done for t in a.terms])),
+            tuple(dict.fromkeys([g for a in done for g in a.bigrams])),
+            tuple([f for a in done for f in a.fixes]),
+        )
+
+    def _analyze(self, parts: Sequence[str], *, query: bool) -> Analyzed:
         words: list[str] = []
         pieces: list[str] = []
         fixes: list[str] = []

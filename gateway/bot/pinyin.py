@@ -74,6 +74,10 @@ class HomophoneFixer:
         # A sound shared by two FAQ words is ambiguous: leave such typos alone.
         self._by_sound = {k: next(iter(v)) for k, v in by_sound.items() if len(v) == 1}
         self._lengths = sorted({len(w) for w in self._by_sound.values()}, reverse=True)
+        self._sounds: dict[str, str] = {}  # token -> ``sound(token)``
+
+    def clear_cache(self) -> None:
+        self._sounds.clear()
 
     def fix(self, tokens: list[str]) -> tuple[list[str], list[str]]:
         """Repair a segmented clause; returns the new tokens and the repairs (``'发漂>发票'``).
@@ -83,27 +87,42 @@ class HomophoneFixer:
         """
         if not self._by_sound:
             return tokens, []
+        vocabulary = self.vocabulary
+        by_sound = self._by_sound
+        sounds = self._sounds
+        if len(sounds) > 100_000:
+            sounds.clear()
         out: list[str] = []
         fixes: list[str] = []
         i = 0
         n = len(tokens)
         while i < n:
             replaced = False
-            if tokens[i] not in self.vocabulary:
+            if tokens[i] not in vocabulary:
                 span = ""
+                # ``sound(span)``, built token by token (the sound of a span is its tokens' sounds
+                # joined, "" when one has none)
+                key = ""
                 best: tuple[int, str] | None = None
                 for j in range(i, min(n, i + 4)):
                     # A FAQ word ends the span, unless it follows one stray character that
                     # may be a typo of its first syllable (冲/电器 -> 充电器).
-                    if tokens[j] in self.vocabulary and not (j == i + 1 and len(tokens[i]) == 1):
+                    tok = tokens[j]
+                    if tok in vocabulary and not (j == i + 1 and len(tokens[i]) == 1):
                         break
-                    span += tokens[j]
+                    span += tok
                     if len(span) > 4:
                         break
                     if j == i and len(span) >= 2 and self._is_word(span):
                         break  # a real word of its own (赠品), not a typo
+                    ts = sounds.get(tok)
+                    if ts is None:
+                        ts = sounds[tok] = sound(tok)
+                    if not ts:
+                        break  # no span from here on has a sound
+                    key = f"{key} {ts}" if key else ts
                     if len(span) >= 2:
-                        word = self._by_sound.get(sound(span))
+                        word = by_sound.get(key)
                         if word is not None and word != span:
                             best = (j, word)
                 if best is not None:
@@ -117,7 +136,7 @@ class HomophoneFixer:
                     # character of the word before, it may be a typo (开发/漂 -> 开/发票; not
                     # 自己/出, 出 being a common word of its own).
                     span = out[-1][-1] + tokens[i]
-                    word = self._by_sound.get(sound(span))
+                    word = by_sound.get(sound(span))
                     if word is not None and word != span and len(word) == 2:
                         fixes.append(f"{out[-1]}{tokens[i]}>{out[-1][:-1]}{word}")
                         out[-1] = out[-1][:-1]
