@@ -261,7 +261,7 @@ class Doc:
 WORD, GRAM, SOUND = 0, 1, 2
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Query:
     """A message prepared once for scoring against many candidates."""
 
@@ -316,7 +316,9 @@ class FaqIndex:
     """
 
     CANDIDATES = 8
-    # above this many postings of a message's ids, lexical pre-scoring uses numpy
+    # Lexical pre-scoring in plain Python up to this many entries and postings of a
+    # message's ids, with numpy above.
+    SMALL_FAQ = 256
     SMALL_POSTINGS = 2000
 
     def __init__(
@@ -459,6 +461,7 @@ class FaqIndex:
         self._post_len: list[int] = df.tolist()
         self._postings: list[list[int] | None] = [None] * nv
         self._blocks: list[_Block | None] = [None] * self.n
+        self._pair_sound: dict[str, int] = {}  # two characters -> their syllable pair's id (or -1)
 
     def doc_row(self, entry: int, j: int) -> int:
         """Row of ``self.docs[entry][j]``."""
@@ -497,15 +500,27 @@ class FaqIndex:
         gram_mass = sum(gram_w) + (len(q.bigrams) - len(gids)) * uidf
         weight.update(zip(gids, gram_w, strict=True))
         ids.extend(gids)
-        sound_get = self.sound_id.get
-        for p in sound_bigrams(q.compact):
-            i = sound_get(p)
-            if i is not None:
+        # syllable pairs (``sound_bigrams``), looked up by their two characters
+        pair_sound = self._pair_sound
+        if len(pair_sound) > 100_000:
+            pair_sound.clear()
+        qc = q.compact
+        for j in range(len(qc) - 1):
+            pair = qc[j : j + 2]
+            i = pair_sound.get(pair)
+            if i is None:
+                i = pair_sound[pair] = self._sound_of_pair(pair)
+            if i >= 0:
                 weight[i] = 1.0
         total = sum(term_w.values())
         unknown = sum(w for t, w in term_w.items() if t not in word_idf)
         mw, mg = total or 1.0, gram_mass or 1.0
         return Query(q, ids, weight, sorted(weight), term_w, total, unknown, (mw, mg), (mw / 2.0, mg / 2.0))
+
+    def _sound_of_pair(self, pair: str) -> int:
+        """Id of the syllable pair of two characters, -1 if the FAQ has none such."""
+        (p,) = sound_bigrams(pair)
+        return self.sound_id.get(p, -1)
 
     def lexical(self, query: Query) -> np.ndarray:
         """Idf-weighted words (and half-weighted bigrams) each entry shares with the message."""
@@ -519,10 +534,9 @@ class FaqIndex:
             minlength=self.n,
         )
 
-    def _lexical_small(self, ids: list[int]) -> dict[int, float]:
-        """``lexical`` of the entries it is not 0 for, summed in the same order (the same floats)."""
-        acc: dict[int, float] = {}
-        get = acc.get
+    def _lexical_small(self, ids: list[int]) -> list[float]:
+        """``lexical`` as a list, summed in the same order (the same floats)."""
+        acc = [0.0] * self.n
         lex_w = self._lex_w
         postings = self._postings
         for i in ids:
@@ -531,19 +545,21 @@ class FaqIndex:
             if entries is None:
                 entries = postings[i] = self.posts[i].tolist()
             for e in entries:
-                acc[e] = get(e, 0.0) + w
+                acc[e] += w
         return acc
 
     def candidates(self, q: Analyzed | Query) -> list[int]:
         """Entries sharing idf-weighted words or bigrams with ``q``, best first (at most ``CANDIDATES``)."""
-        if self.n == 0:
+        n = self.n
+        if n == 0:
             return []
         query = q if isinstance(q, Query) else self.prepare(q)
         ids = query.ids
         k = self.CANDIDATES
+        small = self.SMALL_POSTINGS
         post_len = self._post_len
-        if sum([post_len[i] for i in ids]) > self.SMALL_POSTINGS:
-            # long postings (a large FAQ): one ``bincount``
+        if n > self.SMALL_FAQ or (n * len(ids) > small and sum([post_len[i] for i in ids]) > small):
+            # a large FAQ, long postings: one ``bincount``
             acc = self.lexical(query)
             best = float(acc.max())
             if best <= 0.0:
@@ -554,15 +570,13 @@ class FaqIndex:
                 near = near[np.argpartition(acc[near], len(near) - k)[len(near) - k :]]
             pairs = sorted(zip(acc[near].tolist(), near.tolist(), strict=True), key=lambda p: -p[0])
             return [e for _, e in pairs]
-        # a few dozen postings: plain Python, no array overhead (same sums, same order)
+        # a small FAQ: plain Python, no array overhead (the same sums, the same order)
         shared = self._lexical_small(ids)
-        if not shared:
-            return []
-        best = max(shared.values())
+        best = max(shared)
         if best <= 0.0:
             return []
         floor = best * 0.3
-        near_l = sorted([e for e, v in shared.items() if v >= floor])
+        near_l = [e for e in range(n) if shared[e] >= floor]
         if len(near_l) > k:
             vals = np.asarray([shared[e] for e in near_l], dtype=np.float64)
             cut = np.argpartition(vals, len(near_l) - k)[len(near_l) - k :]
