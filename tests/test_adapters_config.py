@@ -25,7 +25,7 @@ def test_a_valid_config() -> None:
     ], {"max_attempts": 3, "backoff_base_s": 0.1}))
     dd, pdd, dy, tb = a.shops
     assert dd.native and not dd.relay and dd.default_skill == "aftersale" and dd.sign_method == "hmac-sha256"
-    assert dd.api_base == DEFAULT_API_BASE["doudian"] and pdd.default_skill == "presale"
+    assert dd.api_base == DEFAULT_API_BASE["doudian"] and pdd.default_skill == ""  # unset: channel_skills, then routing.default_skill
     assert pdd.relay and not pdd.native and pdd.key == "pdd:m1"
     assert dy.access_token == "t" and tb.sign_method == "hmac"
     assert a.settings.max_attempts == 3 and a.find("pdd", "m1") is pdd and a.native("taobao") == [tb]

@@ -94,7 +94,7 @@ class AdapterSettings:
     order_index_ttl_s: float = 30 * 86400.0  # how long an order number is linked to its buyer
     dead_letters_keep: int = 1000
     turn_workers: int = 4  # bot turns / hand-offs run after the ack on this many ordered workers
-    turn_queue: int = 1000  # per worker; beyond it a turn is dropped (the message stays stored)
+    turn_queue: int = 1000  # per worker; beyond it a turn waits for its turn timer (routing.turn_retry_s)
     max_batch: int = 100  # records per relay request
     rating_window_s: float = 86400.0  # a lone 1-5 within this long after a close rates it
     rating_thanks: str = "感谢您的评价！"
@@ -166,7 +166,7 @@ def _url(d: Mapping[str, Any], key: str, where: str, default: str, schemes: tupl
     return v
 
 
-def parse_shop(i: int, raw: Mapping[str, Any], default_skill: str) -> ShopConfig:
+def parse_shop(i: int, raw: Mapping[str, Any]) -> ShopConfig:
     where = f"shops[{i}]"
     unknown = sorted(set(raw) - _SHOP_KEYS)
     if unknown:
@@ -210,7 +210,8 @@ def parse_shop(i: int, raw: Mapping[str, Any], default_skill: str) -> ShopConfig
         app_secret=app_secret,
         api_base=_url(raw, "api_base", where, DEFAULT_API_BASE[platform], ("http://", "https://")),
         message_base=_url(raw, "message_base", where, DEFAULT_MESSAGE_BASE, ("ws://", "wss://")),
-        default_skill=_str(raw, "default_skill", where, default_skill) or default_skill,
+        # "" (unset): a hand-off takes routing.channel_skills[platform], else routing.default_skill
+        default_skill=_str(raw, "default_skill", where, ""),
         relay_secret=relay_secret,
         callback_url=callback_url,
         access_token=access_token,
@@ -258,7 +259,7 @@ def parse_adapters(config: Config) -> AdaptersConfig:
     shops: list[ShopConfig] = []
     seen: set[str] = set()
     for i, raw in enumerate(config.shops):
-        shop = parse_shop(i, raw, config.routing.default_skill)
+        shop = parse_shop(i, raw)
         if shop.key in seen:
             raise ConfigError(f"shops[{i}].shop_id", f"duplicate shop {shop.key!r}")
         seen.add(shop.key)

@@ -117,7 +117,7 @@ class ForwardEndpoint:
             return refused(401, "unauthorized", "bad signature")
         try:
             records = parse_batch(platform, shop.shop_id, parse_json(body), rt.cfg.settings.max_batch,
-                                  rt.ctx.config.limits.max_text_chars)
+                                  rt.host.config.limits.max_text_chars)
         except BadPayload as e:
             return refused(400, "bad_request", str(e))
         results: list[dict[str, Any]] = []

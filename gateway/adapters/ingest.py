@@ -1,14 +1,27 @@
 """From normalized records and events into ordinary conversations, through the service.
 
-Every platform lands here, so a Douyin DM, a relayed PDD chat and a widget
-message take the same path. What is awaited before the platform gets its
-acknowledgement is the dedupe claim, finding or opening the buyer's
-conversation and the log append; the bot turn, hand-offs and meta updates run
-afterwards on the ``TurnRunner``.
+A platform buyer message takes the web widget's path: ``customer_message``
+stores it and, while the bot has the conversation, its pending bot turn (one
+store step); ``after_customer_message`` then answers or hands off (one step).
+Before the platform gets its acknowledgement we await the dedupe claim,
+finding or opening the buyer's conversation and that append; the bot turn runs
+afterwards on the ``TurnRunner`` (ordered per conversation). A turn that never
+runs there (a full queue, a crash) is still pending in the store: its turn
+timer has an instance answer it after ``routing.turn_retry_s``.
+
+Order and after-sales events are one step each: the internal note and its meta
+patch together (``service.note(conv, note, meta=patch)``); an after-sales event
+on a conversation still with the bot is then handed to people. Meta only ever
+changes through ``MetaPatch`` (set / union / capped merge) applied inside the
+store step, never read-modify-write, so events, order look-ups and the
+service's own changes landing at once never overwrite one another.
 
 Dedupe: each platform message id (and, for event streams, a business key) is
-claimed once in the store. If storing fails the claim is released, so the
-platform's redelivery is stored then.
+claimed once (``PlatformService.claim_once``). If storing fails the claim is
+released, so the platform's redelivery is stored then.
+
+Nothing here touches the store: conversations go through ``ConversationService``,
+claims through ``PlatformService`` (both reached through the adapters' host).
 """
 
 from __future__ import annotations
@@ -16,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +43,9 @@ from gateway.adapters.base import (
 from gateway.adapters.config import AdaptersConfig
 from gateway.adapters.outbound import OutboundRouter, platform_binding
 from gateway.adapters.turns import TurnRunner
-from gateway.model import Conversation, ConvState, Entry, Priority
+from gateway.model import Conversation, ConvState, Entry, MetaMerge, MetaPatch, Priority
 from gateway.service.conversations import ConversationService
-from gateway.store import Guard, Store
+from gateway.service.platform import PlatformService
 
 log = logging.getLogger("gateway.adapters.ingest")
 
@@ -63,10 +75,10 @@ def rating_score(text: str) -> int:
 
 
 class Ingestor:
-    def __init__(self, service: ConversationService, store: Store, adapters: AdaptersConfig,
+    def __init__(self, service: ConversationService, platform: PlatformService, adapters: AdaptersConfig,
                  turns: TurnRunner, outbound: OutboundRouter) -> None:
         self.service = service
-        self.store = store
+        self.platform = platform
         self.adapters = adapters
         self.turns = turns
         self.outbound = outbound
@@ -75,18 +87,14 @@ class Ingestor:
     async def message(self, rec: InboundRecord, route: str, reply: dict[str, Any] | None = None) -> Ingested:
         """Store one buyer message once; ``route`` says how replies reach this buyer."""
         key = f"adapters:in:{rec.platform}:{rec.shop}:{rec.dedupe_id}"
-        if not await self.store.claim_once(key, self.adapters.settings.dedupe_ttl_s):
+        if not await self.platform.claim_once(key, self.adapters.settings.dedupe_ttl_s):
             return Ingested("duplicate")
         try:
             return await self._message(rec, route, reply or {})
         except BaseException:
             with contextlib.suppress(Exception):
-                await self.store.release_claim(key)
+                await self.platform.release_claim(key)
             raise
-
-    async def _current(self, customer: str) -> Conversation | None:
-        conv_id = await self.store.customer_conversation(customer)
-        return await self.store.get_conversation(conv_id) if conv_id else None
 
     def _binding(self, rec: InboundRecord, route: str, reply: dict[str, Any]) -> dict[str, Any]:
         return {"platform": rec.platform, "shop": rec.shop, "buyer": rec.buyer_id, "route": route, "reply": reply}
@@ -101,7 +109,7 @@ class Ingestor:
     async def _message(self, rec: InboundRecord, route: str, reply: dict[str, Any]) -> Ingested:
         settings = self.adapters.settings
         customer = rec.customer_id
-        conv = await self._current(customer)
+        conv = await self.service.current_conversation(customer)
         score = rating_score(rec.text) if rec.kind is Kind.TEXT else 0
         if (score and conv is not None and conv.state is ConvState.CLOSED and conv.had_agent and not conv.rating
                 and time.time() - conv.closed_at <= settings.rating_window_s):
@@ -113,10 +121,15 @@ class Ingestor:
                                                            {**(b.get("reply") or {}), **reply}))
             return Ingested("rated", conv.id)
         binding = self._binding(rec, route, reply)
+        orders = MetaPatch(union={"orders": (rec.order,)}) if rec.order else MetaPatch()
         if conv is None or conv.state is ConvState.CLOSED:
-            conv = await self._open(rec.platform, rec.shop, customer, rec.buyer_nick, {"platform": binding})
-        elif route and platform_binding(conv.meta) != binding:  # first chat after an event, or a new route
-            await self.store.update_conversation(conv.id, {"meta": {**conv.meta, "platform": binding}})
+            conv = await self._open_for(rec, customer, binding, orders)
+        else:
+            # first chat after an event, or a new route: set before the bot's reply goes out
+            rebind = route and platform_binding(conv.meta) != binding
+            patch = MetaPatch(set={"platform": binding} if rebind else {}, union=orders.union)
+            if patch:
+                await self.service.patch_meta(conv.id, patch)
         extra: dict[str, Any] = {"msg_id": rec.msg_id, "kind": rec.kind.value}
         if rec.order:
             extra["order"] = rec.order
@@ -125,25 +138,31 @@ class Ingestor:
         if rec.time:
             extra["time"] = rec.time
         client_id = f"{rec.platform}:{rec.msg_id}"
-        res = await self.service.customer_message(conv.id, client_id, rec.text, platform=extra)
+        # The bot reads text only; other kinds wait for a person (unless the channel has no bot at all:
+        # then the turn hands them over, as it does text).
+        bot_turn = rec.kind is Kind.TEXT or rec.platform in self.service.config.routing.no_bot_channels
+        res = await self.service.customer_message(conv.id, client_id, rec.text, bot_turn=bot_turn, platform=extra)
         if res.refused:  # closed meanwhile (agent, idle timer): a new conversation takes it
-            conv = await self._open(rec.platform, rec.shop, customer, rec.buyer_nick, {"platform": binding})
-            res = await self.service.customer_message(conv.id, client_id, rec.text, platform=extra)
-        conv_id = conv.id
-        if not res.duplicate:
-            if rec.order:
-                self.turns.submit(conv_id, lambda: self._order_card(rec, conv_id))
-            if rec.kind is Kind.TEXT:
-                seq, state = int(res.entry["seq"]), res.state
-                self.turns.submit(conv_id, lambda: self.service.after_customer_message(
-                    conv_id, rec.text, seq=seq, state=state, channel=rec.platform))
-        return Ingested("stored", conv_id, int(res.entry["seq"]))
+            conv = await self._open_for(rec, customer, binding, orders)
+            res = await self.service.customer_message(conv.id, client_id, rec.text, bot_turn=bot_turn,
+                                                      platform=extra)
+        conv_id, seq = conv.id, int(res.entry["seq"])
+        if res.duplicate:
+            return Ingested("stored", conv_id, seq)
+        if rec.order:  # link the order to this buyer (first link wins): events about it find them
+            await self.platform.claim_once(self._order_key(rec.platform, rec.shop, rec.order),
+                                           settings.order_index_ttl_s, customer)
+        if bot_turn and res.state is ConvState.BOT:
+            state = res.state
+            self.turns.submit(conv_id, lambda: self.service.after_customer_message(
+                conv_id, rec.text, seq=seq, state=state, channel=rec.platform))
+        return Ingested("stored", conv_id, seq)
 
-    async def _order_card(self, rec: InboundRecord, conversation: str) -> None:
-        """Link the order to this buyer (first link wins) and list it on the conversation."""
-        await self.store.claim_once(self._order_key(rec.platform, rec.shop, rec.order),
-                                    self.adapters.settings.order_index_ttl_s, rec.customer_id)
-        await self._merge_meta(conversation, lambda m: _add_order(m, rec.order))
+    async def _open_for(self, rec: InboundRecord, customer: str, binding: dict[str, Any],
+                        orders: MetaPatch) -> Conversation:
+        meta: dict[str, Any] = {"platform": binding}
+        orders.apply(meta)
+        return await self._open(rec.platform, rec.shop, customer, rec.buyer_nick, meta)
 
     # ------------------------------------------------------------ order and after-sales events
     @staticmethod
@@ -159,14 +178,14 @@ class Ingestor:
         claimed: list[str] = []
         try:
             for k in keys:
-                if not await self.store.claim_once(k, ttl):
+                if not await self.platform.claim_once(k, ttl):
                     return Ingested("duplicate")  # (a new id already claimed stays claimed: remembered too)
                 claimed.append(k)
             return await self._event(ev)
         except BaseException:
             with contextlib.suppress(Exception):
                 for k in claimed:
-                    await self.store.release_claim(k)
+                    await self.platform.release_claim(k)
             raise
 
     async def _event_customer(self, ev: PlatformEvent) -> tuple[str, str]:
@@ -174,7 +193,7 @@ class Ingestor:
         if ev.buyer_id:
             return customer_key(ev.platform, ev.shop, ev.buyer_id), ev.buyer_nick or ev.buyer_id
         if ev.order:
-            linked = await self.store.get_claim(self._order_key(ev.platform, ev.shop, ev.order))
+            linked = await self.platform.get_claim(self._order_key(ev.platform, ev.shop, ev.order))
             if linked:
                 return linked, ""
             return customer_key(ev.platform, ev.shop, f"order-{ev.order}"), f"订单 {ev.order} 的买家"
@@ -187,43 +206,35 @@ class Ingestor:
         if not customer:
             log.info("event=platform_event_unlinked platform=%s shop=%s topic=%s", ev.platform, ev.shop, ev.topic)
             return Ingested("ignored")
-        conv = await self._current(customer)
+        conv = await self.service.current_conversation(customer)
         if conv is not None and conv.state is ConvState.CLOSED:
             conv = None
         if ev.category is EventCategory.ORDER:
             if conv is None:
                 return Ingested("ignored")  # nothing open to attach it to
-            res = await self.store.append(conv.id, self._note("订单", ev), guard=Guard(open=True))
+            res = await self.service.note(conv.id, self._note("订单", ev), meta=order_patch(ev))
             if res.refused:
                 return Ingested("ignored")
-            conv_id = conv.id
-            self.turns.submit(conv_id, lambda: self._merge_meta(conv_id, lambda m: _order_status(m, ev)))
-            return Ingested("stored", conv_id, int(res.entry["seq"]))
+            return Ingested("stored", conv.id, int(res.entry["seq"]))
         # after-sales: open or update the conversation for the aftersale skill, order attached
+        patch = aftersale_patch(ev)
         if conv is None:
             if not ev.opens:
                 return Ingested("ignored")
             buyer = customer.split(":", 2)[2]
-            meta = _aftersale({"platform": {"platform": ev.platform, "shop": ev.shop, "buyer": buyer, "route": "",
-                                            "reply": {}}}, ev)
+            meta: dict[str, Any] = {"platform": {"platform": ev.platform, "shop": ev.shop, "buyer": buyer,
+                                                 "route": "", "reply": {}}}
+            patch.apply(meta)
             conv = await self._open(ev.platform, ev.shop, customer, name, meta)
-            fresh = True
+            res = await self.service.note(conv.id, self._note("售后", ev))
         else:
-            fresh = False
-        res = await self.store.append(conv.id, self._note("售后", ev), guard=Guard(open=True))
+            res = await self.service.note(conv.id, self._note("售后", ev), meta=patch)
         if res.refused:
             return Ingested("ignored")
-        conv_id = conv.id
-        self.turns.submit(conv_id, lambda: self._aftersale_turn(conv_id, ev, fresh))
-        return Ingested("stored", conv_id, int(res.entry["seq"]))
-
-    async def _aftersale_turn(self, conversation: str, ev: PlatformEvent, fresh: bool) -> None:
-        if not fresh:
-            await self._merge_meta(conversation, lambda m: _aftersale(m, ev))
-        conv = await self.store.get_conversation(conversation)
-        if conv is not None and conv.state is ConvState.BOT:
+        if res.state in (ConvState.BOT, None):  # still with the bot: people take it (None: a no-op if not)
             await self.service.handoff(conv.id, AFTERSALE_SKILL, Priority.HIGH, (ev.label,),
                                        (ev.order,) if ev.order else ())
+        return Ingested("stored", conv.id, int(res.entry["seq"]))
 
     @staticmethod
     def _note(what: str, ev: PlatformEvent) -> Entry:
@@ -236,28 +247,23 @@ class Ingestor:
                 "event": {"platform": ev.platform, "topic": ev.topic, "order": ev.order,
                           "aftersale_id": ev.aftersale_id, "category": ev.category.value}}
 
-    async def _merge_meta(self, conversation: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        conv = await self.store.get_conversation(conversation)
-        if conv is not None:
-            await self.store.update_conversation(conversation, {"meta": change(dict(conv.meta))})
+
+def _orders(order: str) -> dict[str, tuple[str, ...]]:
+    return {"orders": (order,)} if order else {}
 
 
-def _add_order(meta: dict[str, Any], order: str) -> dict[str, Any]:
-    if order:
-        meta["orders"] = list(dict.fromkeys([*meta.get("orders", []), order]))
-    return meta
+def aftersale_patch(ev: PlatformEvent) -> MetaPatch:
+    """``meta.aftersale`` (the latest event of the buyer's after-sales case) and the order in ``meta.orders``."""
+    return MetaPatch(set={"aftersale": {"id": ev.aftersale_id, "order": ev.order, "status": ev.label,
+                                        "topic": ev.topic, "platform": ev.platform,
+                                        "updated": ev.time or time.time()}},
+                     union=_orders(ev.order))
 
 
-def _aftersale(meta: dict[str, Any], ev: PlatformEvent) -> dict[str, Any]:
-    meta["aftersale"] = {"id": ev.aftersale_id, "order": ev.order, "status": ev.label, "topic": ev.topic,
-                         "platform": ev.platform, "updated": ev.time or time.time()}
-    return _add_order(meta, ev.order)
-
-
-def _order_status(meta: dict[str, Any], ev: PlatformEvent) -> dict[str, Any]:
-    notes = dict(meta.get("platform_orders") or {})
-    notes[ev.order] = {"status": ev.label, "topic": ev.topic, "updated": ev.time or time.time()}
-    while len(notes) > _MAX_ORDER_NOTES:
-        notes.pop(next(iter(notes)))
-    meta["platform_orders"] = notes
-    return _add_order(meta, ev.order)
+def order_patch(ev: PlatformEvent) -> MetaPatch:
+    """``meta.platform_orders[order]`` (the newest ``_MAX_ORDER_NOTES`` orders) and the order in ``meta.orders``."""
+    if not ev.order:
+        return MetaPatch()
+    item = {"status": ev.label, "topic": ev.topic, "updated": ev.time or time.time()}
+    return MetaPatch(union=_orders(ev.order),
+                     merge={"platform_orders": MetaMerge({ev.order: item}, keep=_MAX_ORDER_NOTES, by="updated")})

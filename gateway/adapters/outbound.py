@@ -4,7 +4,7 @@ The hub's tap shows every log entry on this instance (on every instance, with
 Redis). For platform conversations, bot, agent and system messages go to the
 buyer, and a ``closed`` entry of a conversation that had an agent sends the
 rating prompt (``texts.platform_survey``). Each (conversation, seq) is claimed
-once in the store, so with many instances exactly one sends it.
+once (``PlatformService.claim_once``), so with many instances exactly one sends it.
 
 Delivery is reported to the agents watching the conversation as a frame (not
 stored)::
@@ -12,8 +12,10 @@ stored)::
     {"type":"delivery","conversation":"c-…","entry_seq":7,"status":"sent"|"failed","error":"…"}
 
 and a failure is also written to the log as an internal system note
-(``"internal": true``, never sent to the buyer) and, unless there was no way to
-reach the buyer at all, to the dead-letter list (``GET /api/adapters/failures``).
+(``"internal": true``, never sent to the buyer; ``ConversationService.note``)
+and, unless there was no way to reach the buyer at all, to the dead-letter list
+(``GET /api/adapters/failures``). Everything goes through the services: the
+store is never touched from here.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from gateway.adapters.outbox import Outbox, Outcome
 from gateway.config import Config
 from gateway.errors import StoreUnavailable
 from gateway.model import Entry
+from gateway.service.conversations import ConversationService
 from gateway.service.delivery import RESYNC
-from gateway.store import Guard, Store, conv_topic
+from gateway.service.platform import PlatformService
 
 log = logging.getLogger("gateway.adapters.outbound")
 
@@ -65,8 +68,10 @@ def last_buyer_msg_id(entries: list[Entry]) -> str:
 
 
 class OutboundRouter:
-    def __init__(self, store: Store, config: Config, adapters: AdaptersConfig) -> None:
-        self.store = store
+    def __init__(self, service: ConversationService, platform: PlatformService, config: Config,
+                 adapters: AdaptersConfig) -> None:
+        self.service = service
+        self.platform = platform
         self.config = config
         self.adapters = adapters
         self.outboxes: dict[str, Outbox] = {}  # shop key -> its outbox
@@ -122,7 +127,7 @@ class OutboundRouter:
     async def _platform(self, conversation: str) -> bool:
         known = self._is_platform.get(conversation)
         if known is None:
-            conv = await self.store.get_conversation(conversation)
+            conv = await self.service.conversation(conversation)
             known = conv is not None and platform_binding(conv.meta) is not None
             self._is_platform[conversation] = known
             if len(self._is_platform) > _CACHE:
@@ -139,7 +144,7 @@ class OutboundRouter:
         if last is not None and seq <= last:
             return
         # A gap means missed rings: the log has the entries in between.
-        entries = [entry] if last is None or seq == last + 1 else await self.store.read_log(conversation, last)
+        entries = [entry] if last is None or seq == last + 1 else await self.service.read_log(conversation, last)
         for e in entries:
             if e["seq"] <= self._last.get(conversation, 0):
                 continue
@@ -151,7 +156,7 @@ class OutboundRouter:
 
     async def _resync(self) -> None:
         for conversation, last in list(self._last.items()):
-            for e in await self.store.read_log(conversation, last):
+            for e in await self.service.read_log(conversation, last):
                 await self._offer(conversation, e)
 
     async def _consider(self, conversation: str, entry: Entry) -> None:
@@ -160,9 +165,10 @@ class OutboundRouter:
         if not survey and (t != "message" or sender not in OUT_SENDERS or entry.get("internal")):
             return
         seq = int(entry["seq"])
-        if not await self.store.claim_once(f"adapters:out:{conversation}:{seq}", self.adapters.settings.dedupe_ttl_s):
+        if not await self.platform.claim_once(f"adapters:out:{conversation}:{seq}",
+                                              self.adapters.settings.dedupe_ttl_s):
             return  # another instance has it
-        conv = await self.store.get_conversation(conversation)
+        conv = await self.service.conversation(conversation)
         binding = platform_binding(conv.meta) if conv is not None else None
         if conv is None or binding is None:
             return
@@ -177,7 +183,7 @@ class OutboundRouter:
         route = str(binding.get("route", ""))
         reply = dict(binding.get("reply") or {})
         if route:
-            recent = await self.store.read_log(conversation, max(0, seq - 30))
+            recent = await self.service.read_log(conversation, max(0, seq - 30))
             reply.setdefault("reply_to", last_buyer_msg_id(recent))
         agent = entry.get("agent") if isinstance(entry.get("agent"), dict) else None
         msg = OutboundMessage(str(binding["platform"]), str(binding["shop"]), str(binding.get("buyer", "")),
@@ -202,17 +208,17 @@ class OutboundRouter:
         """Tell the agents; on failure keep a note in the log and a dead letter."""
         # ``entry_seq``, not ``seq``: the hub treats any payload with a ``seq`` as a log entry.
         frame: dict[str, Any] = {"type": "delivery", "conversation": msg.conversation, "entry_seq": msg.seq,
-                                 "status": outcome.status, "to": "agent"}
+                                 "status": outcome.status}
         if outcome.error:
             frame["error"] = outcome.error
         if msg.seq:
-            await self.store.publish(conv_topic(msg.conversation), frame)
+            await self.service.notify(msg.conversation, frame, to="agent")
         if outcome.status == "sent":
             log.info("event=sent platform=%s shop=%s conversation=%s seq=%d attempts=%d", msg.platform, msg.shop,
                      msg.conversation, msg.seq, outcome.attempts)
             return
         if not outcome.error.startswith("no_route"):
-            await self.store.add_dead_letter({
+            await self.platform.add_dead_letter({
                 "time": time.time(), "platform": msg.platform, "shop": msg.shop, "buyer": msg.buyer,
                 "conversation": msg.conversation, "seq": msg.seq, "from": msg.sender, "text": msg.text,
                 "route": msg.route, "error": outcome.error, "http_status": outcome.http_status,
@@ -222,4 +228,4 @@ class OutboundRouter:
             note: Entry = {"type": "message", "from": "system", "internal": True,
                            "text": f"消息未能送达买家（第 {msg.seq} 条）：{outcome.error}",
                            "delivery": {"seq": msg.seq, "status": "failed", "error": outcome.error}}
-            await self.store.append(msg.conversation, note, guard=Guard(open=True))
+            await self.service.note(msg.conversation, note)

@@ -1,9 +1,9 @@
-"""Wires the adapters into one app: routes, outboxes, the outbound tap, clients, and their lifecycle.
+"""Wires the adapters to their host: routes, outboxes, the outbound tap, clients, and their lifecycle.
 
 Everything started here is owned here and cancelled on the app's cleanup:
 the HTTP client session, the turn workers, the outbound router, one outbox per
 shop, one PDD message-service client per PDD app and one TMC poller per Taobao
-app.
+app. The host (``gateway.adapters.host``) is the only way to the gateway.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from gateway.adapters.doudian import DoudianApi, DoudianPush
 from gateway.adapters.douyin import ROUTE as DOUYIN_ROUTE
 from gateway.adapters.douyin import DouyinSender, DouyinWebhook
 from gateway.adapters.forward import ForwardEndpoint, RelaySender
+from gateway.adapters.host import Host
 from gateway.adapters.ingest import Ingestor
 from gateway.adapters.outbound import OutboundRouter, platform_binding
 from gateway.adapters.outbox import Outbox
@@ -31,9 +32,8 @@ from gateway.adapters.pdd import PddApi, PddMessageClient
 from gateway.adapters.taobao import TmcPoller, TopApi
 from gateway.adapters.turns import TurnRunner
 from gateway.adapters.web import answer, refused
-from gateway.server.context import Context
-from gateway.server.http import require_admin, require_agent_or_admin
-from gateway.service.tokens import check_token_sha256
+from gateway.errors import NotFound
+from gateway.model import MetaMerge, MetaPatch
 
 log = logging.getLogger("gateway.adapters")
 
@@ -58,13 +58,13 @@ class ShopSender:
 
 
 class AdapterRuntime:
-    def __init__(self, ctx: Context, cfg: AdaptersConfig) -> None:
-        self.ctx = ctx
+    def __init__(self, host: Host, cfg: AdaptersConfig) -> None:
+        self.host = host
         self.cfg = cfg
         s = cfg.settings
         self.turns = TurnRunner(s.turn_workers, s.turn_queue)
-        self.outbound = OutboundRouter(ctx.store, ctx.config, cfg)
-        self.ingest = Ingestor(ctx.service, ctx.store, cfg, self.turns, self.outbound)
+        self.outbound = OutboundRouter(host.service, host.platform, host.config, cfg)
+        self.ingest = Ingestor(host.service, host.platform, cfg, self.turns, self.outbound)
         self._session: aiohttp.ClientSession | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.pdd_clients: list[PddMessageClient] = []
@@ -101,7 +101,7 @@ class AdapterRuntime:
         for box in self.outbound.outboxes.values():
             box.start()
         loop = asyncio.get_running_loop()
-        # Event-stream clients only store events (no bot turn), so starting them
+        # Event-stream clients only store events and hand-offs (no bot turn), so starting them
         # alongside the core's own start-up is safe: a store not yet up is retried.
         for c in self.pdd_clients:
             self.tasks.append(loop.create_task(c.run(), name=f"pdd:{c.app.app_key}"))
@@ -126,34 +126,33 @@ class AdapterRuntime:
             self._session = None
 
     # ------------------------------------------------------------ routes
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/adapters/doudian/events", DoudianPush(self).handle)
-        app.router.add_post("/adapters/douyin/webhook", DouyinWebhook(self).handle)
-        app.router.add_post("/adapters/forward/{platform}", ForwardEndpoint(self).handle)
-        app.router.add_get("/api/adapters/failures", self.failures)
-        app.router.add_get("/api/adapters/orders/{conversation}/{order}", self.order_lookup)
+    def add_routes(self) -> None:
+        add = self.host.add_route
+        add("POST", "/adapters/doudian/events", DoudianPush(self).handle)
+        add("POST", "/adapters/douyin/webhook", DouyinWebhook(self).handle)
+        add("POST", "/adapters/forward/{platform}", ForwardEndpoint(self).handle)
+        add("GET", "/api/adapters/failures", self.failures)
+        add("GET", "/api/adapters/orders/{conversation}/{order}", self.order_lookup)
 
     async def failures(self, request: web.Request) -> web.Response:
         """The dead-letter list, newest first (admin token)."""
-        require_admin(request)
+        self.host.require_admin(request)
         try:
             limit = max(1, min(1000, int(request.query.get("limit", "100"))))
         except ValueError:
             return refused(400, "bad_request", "limit must be an integer")
-        items = await self.ctx.store.dead_letters(limit)
+        items = await self.host.platform.dead_letters(limit)
         pending = {k: b.pending for k, b in self.outbound.outboxes.items()}
         return answer({"failures": items, "pending": pending})
 
     async def order_lookup(self, request: web.Request) -> web.Response:
         """An agent holding the conversation (or an admin) fetches an order from the platform's API."""
-        require_agent_or_admin(request)
-        ctx = self.ctx
-        conv = await ctx.store.get_conversation(request.match_info["conversation"])
+        self.host.require_agent_or_admin(request)
+        service = self.host.service
+        conv = await service.conversation(request.match_info["conversation"])
         if conv is None:
             return refused(404, "not_found", "no such conversation")
-        auth = request.headers.get("Authorization", "")
-        admin = auth.startswith("Bearer ") and check_token_sha256(ctx.config.admin_token_sha256, auth[7:].strip())
-        if not admin and conv.agent != request.headers.get("X-Agent-Id", ""):
+        if not self.host.is_admin(request) and conv.agent != request.headers.get("X-Agent-Id", ""):
             return refused(403, "not_assigned", "you do not hold this conversation")
         binding = platform_binding(conv.meta)
         lookup = self.lookups.get(f"{binding['platform']}:{binding['shop']}") if binding else None
@@ -166,13 +165,11 @@ class AdapterRuntime:
             return refused(502, "platform_error", e.message)
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             return refused(502, "platform_unreachable", repr(e))
-        details = dict(conv.meta.get("order_details") or {})
-        details[order] = {"fetched": time.time(), "data": data}
-        while len(details) > _KEEP_ORDER_DETAILS:
-            details.pop(next(iter(details)))
-        fresh = await ctx.store.get_conversation(conv.id)
-        if fresh is not None:
-            await ctx.store.update_conversation(conv.id, {"meta": {**fresh.meta, "order_details": details}})
+        # merged in one step (the newest _KEEP_ORDER_DETAILS by fetch time), never read-modify-write
+        patch = MetaPatch(merge={"order_details": MetaMerge({order: {"fetched": time.time(), "data": data}},
+                                                            keep=_KEEP_ORDER_DETAILS, by="fetched")})
+        with contextlib.suppress(NotFound):
+            await service.patch_meta(conv.id, patch)
         return answer({"ok": True, "platform": binding["platform"], "shop": binding["shop"], "order": order,
                        "data": data})
 

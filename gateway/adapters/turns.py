@@ -1,8 +1,17 @@
-"""Work that follows an acknowledgement: bot turns and hand-offs, off the request path.
+"""Bot turns after the acknowledgement: ``after_customer_message`` off the request path.
 
-A fixed set of workers, each with a bounded queue; a conversation always lands on
-the same worker, so its turns run in arrival order. A full queue drops the turn
-(logged): the message itself is already stored and an agent still sees it.
+A platform wants its answer fast (抖音 retries after 5 s), and a relay batch
+carries up to 100 records, so the bot's turns run here, after the append is
+acknowledged: a fixed set of workers, each with a bounded queue; a conversation
+always lands on the same worker, so its turns run in arrival order.
+
+Nothing is lost when a turn does not run here. ``customer_message`` stored the
+message and its *pending turn* (timer ``turn:<conv>:<seq>``) in one step, so a
+turn dropped because its queue is full (logged), or lost with a crashed
+instance, is answered by whichever instance claims that timer after
+``routing.turn_retry_s``; a turn finishes once, so one that runs here late is
+refused by the store. Only the order is not kept for a dropped turn: a later
+message queued meanwhile may be answered first.
 """
 
 from __future__ import annotations
@@ -36,12 +45,15 @@ class TurnRunner:
         self._tasks = []
 
     def submit(self, key: str, turn: Turn) -> bool:
-        """Queue ``turn`` behind the earlier turns of ``key`` (a conversation id). False when full."""
+        """Queue ``turn`` behind the earlier turns of ``key`` (a conversation id).
+
+        False when the queue is full: the turn is dropped here, and its pending-turn timer answers it.
+        """
         i = zlib.crc32(key.encode()) % len(self._queues)
         try:
             self._queues[i].put_nowait((key, turn))
         except asyncio.QueueFull:
-            log.error("event=turn_dropped key=%s reason=queue_full", key)
+            log.warning("event=turn_dropped key=%s reason=queue_full recovery=turn_timer", key)
             return False
         return True
 

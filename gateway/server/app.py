@@ -67,8 +67,9 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
     app.router.add_get("/ws/agent", agent_ws)
     add_routes(app)
     from gateway.adapters import setup as setup_adapters
+    from gateway.server.host import ServerHost
 
-    await setup_adapters(ctx, app)
+    await setup_adapters(ServerHost(ctx, app), app)
 
     tasks: list[asyncio.Task[None]] = []
 
