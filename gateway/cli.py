@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import socket
 import sys
-from collections.abc import Coroutine
+import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from gateway.config import load_config
+from gateway.config import Config, load_config
 from gateway.errors import ConfigError
 
 DEFAULT_CONFIG = "configs/gateway.toml"
@@ -33,8 +36,45 @@ def _run(coro_main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(coro_main)
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {n}")
+    return n
+
+
+def _worker_argv(args: argparse.Namespace, host: str, port: int) -> Callable[[int], list[str]]:
+    """How the supervisor starts worker ``i``: this command again, one process, SO_REUSEPORT."""
+    base = [sys.executable, "-m", "gateway", "serve", "--config", args.config, "--host", host,
+            "--port", str(port), "--log-level", args.log_level, "--workers", "1", "--reuse-port",
+            "--supervisor-pid", str(os.getpid())]
+    if args.store:
+        base += ["--store", args.store]
+    return lambda i: [*base, "--worker-index", str(i)]
+
+
+def _supervise(args: argparse.Namespace, config: Config, n: int) -> int:
+    from gateway.server.workers import reserve_port, supervise
+
+    try:
+        reserved = reserve_port(config.host, config.port)
+    except OSError as e:
+        print(f"gateway: cannot start: {e}", file=sys.stderr)
+        return 1
+    with reserved:
+        port = int(reserved.getsockname()[1])
+        try:
+            return supervise(_worker_argv(args, config.host, port), n)
+        except KeyboardInterrupt:
+            return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.server.app import serve
+    from gateway.server.workers import READY_MARK, die_with_parent, resolve_workers
 
     try:
         config = load_config(args.config).with_overrides(host=args.host, port=args.port, store=args.store)
@@ -46,6 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from gateway.adapters.config import parse_adapters
 
         parse_adapters(config)  # validates [[shops]] and [adapters]
+        workers = resolve_workers(args.workers, args.config, config.store_url)
         if args.check:
             BotHolder(config.faq_path, config.bot).build()
             print(f"config OK: {args.config}")
@@ -54,8 +95,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gateway: bad config: {e}", file=sys.stderr)
         return 2
     _setup_logging(args.log_level)
+    if workers > 1:
+        return _supervise(args, config, workers)
+    instance, ready_prefix = None, ""
+    if args.worker_index is not None:  # started by the supervisor
+        die_with_parent(args.supervisor_pid)
+        instance = f"{socket.gethostname()}-w{args.worker_index}-{uuid.uuid4().hex[:6]}"
+        ready_prefix = READY_MARK
     try:
-        _run(serve(config))
+        _run(serve(config, reuse_port=args.reuse_port, instance=instance, ready_prefix=ready_prefix))
     except ConfigError as e:
         print(f"gateway: bad config: {e}", file=sys.stderr)
         return 2
@@ -80,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host", help="listen address (overrides [server] host)")
     s.add_argument("--port", type=int, help="listen port (overrides [server] port)")
     s.add_argument("--store", help="memory:// or redis://host:port/db (overrides [store] url)")
+    s.add_argument("--workers", type=_positive, metavar="N",
+                   help="processes sharing the port (overrides [server] workers; default: one per CPU, "
+                        "1 on the memory store)")
+    s.add_argument("--reuse-port", action="store_true",
+                   help="bind with SO_REUSEPORT, so several processes can share the port")
     s.add_argument("--log-level", default="info")
+    s.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor
+    s.add_argument("--supervisor-pid", type=int, default=0, help=argparse.SUPPRESS)
     s.add_argument("--check", action="store_true", help="validate the config and FAQ, then exit")
     f = sub.add_parser("faq", help="FAQ tools: gateway faq eval --faq FAQ CASES.jsonl [--json]")
     f.add_argument("action", choices=["eval"])

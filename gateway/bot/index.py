@@ -268,7 +268,6 @@ class Query:
     text: Analyzed
     ids: list[int]  # ids of the message's words and bigrams the FAQ knows (words first, message order)
     weight: dict[int, float]  # id -> its weight in the message: idf of words and bigrams, 1 per syllable pair
-    order: list[int]  # ``weight``'s ids, ascending
     term_w: dict[str, float]  # every message word and its weight (unknown words too)
     term_total: float  # sum of ``term_w``
     unknown_total: float  # the part of ``term_total`` from words the FAQ never uses
@@ -515,7 +514,7 @@ class FaqIndex:
         total = sum(term_w.values())
         unknown = sum(w for t, w in term_w.items() if t not in word_idf)
         mw, mg = total or 1.0, gram_mass or 1.0
-        return Query(q, ids, weight, sorted(weight), term_w, total, unknown, (mw, mg), (mw / 2.0, mg / 2.0))
+        return Query(q, ids, weight, term_w, total, unknown, (mw, mg), (mw / 2.0, mg / 2.0))
 
     def _sound_of_pair(self, pair: str) -> int:
         """Id of the syllable pair of two characters, -1 if the FAQ has none such."""
@@ -611,7 +610,7 @@ class FaqIndex:
         """
         qc = query.text.compact
         weight = query.weight
-        order = query.order
+        ids = weight.keys()
         hqw, hqg = query.half_masses
         mqw, mqg = query.masses
         blocks = [self._block(e) for e in cands]
@@ -634,12 +633,10 @@ class FaqIndex:
             nr = len(table)
             m = [0.0] * (3 * nr)
             post = b.post
-            for i in order:
-                codes = post.get(i)
-                if codes is not None:
-                    w = weight[i]
-                    for c in codes:
-                        m[c] += w
+            for i in sorted(post.keys() & ids):  # the ids both have, ascending
+                w = weight[i]
+                for c in post[i]:
+                    m[c] += w
             skip = -1 if exclude_doc is None else exclude_doc - b.row0
             w_dice = w_tcov = b_dice = b_tcov = sounds = best_mw = best_mg = 0.0
             for r in range(nr - 1):  # the text rows
@@ -671,11 +668,10 @@ class FaqIndex:
                 if x > sounds:
                     sounds = x
             ntext = nr - 1
-            fuzz = 0.0
-            for r in range(ntext):
-                x = fz[pos + r]
-                if x > fuzz and r != skip:
-                    fuzz = x
+            if 0 <= skip < ntext:
+                fuzz = max([0.0, *fz[pos : pos + skip], *fz[pos + skip + 1 : pos + ntext]])
+            else:
+                fuzz = max(fz[pos : pos + ntext])
             pos += ntext
             # The share of the message's words and bigrams the entry explains (``whole``: the
             # entry row), and the rare message words it does not know ("过期", "纸质"): each
@@ -685,7 +681,10 @@ class FaqIndex:
             unmatched = min(max(known - whole_w, 0.0) / uidf, 3.0)
             # A keyword counts for the share of the message it explains: 运费险 alone is a
             # strong hint, 退款 inside 退款金额不对 only a weak one.
-            kw = max([min(1.0, len(w) / qlen) for w in self.keywords[e] if w in qc], default=0.0)
+            kw = 0.0
+            for word in self.keywords[e]:
+                if word in qc and (x := min(1.0, len(word) / qlen)) > kw:
+                    kw = x
             out.append(
                 [
                     w_dice,

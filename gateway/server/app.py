@@ -114,12 +114,18 @@ async def drain(ctx: Context, timeout: float = 5.0) -> None:
     log.info("event=drained sockets=%d", len(peers))
 
 
-async def serve(config: Config) -> None:
-    """Run until SIGTERM/SIGINT; SIGHUP reloads the FAQ."""
-    app = await build_app(config)
+async def serve(config: Config, *, reuse_port: bool = False, instance: str | None = None,
+                ready_prefix: str = "") -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads the FAQ.
+
+    ``reuse_port`` binds with SO_REUSEPORT, so several processes share the port
+    (``gateway serve --workers N``); the listening line on stdout starts with
+    ``ready_prefix`` (how a worker tells its supervisor it listens).
+    """
+    app = await build_app(config, instance)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+    site = web.TCPSite(runner, config.host, config.port, reuse_address=True, reuse_port=reuse_port)
     await site.start()
     ctx: Context = app["ctx"]
     stop = asyncio.Event()
@@ -139,7 +145,7 @@ async def serve(config: Config) -> None:
     if runner.addresses:  # the bound port, when port=0 asked for any
         host, port = runner.addresses[0][:2]
     log.info("event=listening url=http://%s:%s", host, port)
-    print(f"gateway listening on http://{host}:{port}  (customer chat: http://{host}:{port}/ , "
+    print(f"{ready_prefix}gateway listening on http://{host}:{port}  (customer chat: http://{host}:{port}/ , "
           f"agent console: http://{host}:{port}/console)", flush=True)
     await stop.wait()
     log.info("event=stopping")

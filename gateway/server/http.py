@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ def require_agent_or_admin(request: web.Request) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+    ctx: Context = request.app["ctx"]  # which process answered: several share a port with --workers
+    return web.json_response({"ok": True, "instance": ctx.instance, "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.Response:
