@@ -107,7 +107,7 @@ async def test_store_down_means_no_ack(gateway_app: Any, pdd: FakePdd, monkeypat
     await eventually(lambda: pdd.connects == 1, what="connected")
     rt = gw.ctx  # the ingest path raises as a Redis store would when it is down
     calls = 0
-    real = rt.store.append
+    real = rt.store.handoff  # an after-sales event is one hand-off step (note, meta, routing)
 
     async def down(*a: Any, **kw: Any) -> Any:
         nonlocal calls
@@ -116,7 +116,7 @@ async def test_store_down_means_no_ack(gateway_app: Any, pdd: FakePdd, monkeypat
             raise ConnectionError("store down")
         return await real(*a, **kw)
 
-    monkeypatch.setattr(rt.store, "append", down)
+    monkeypatch.setattr(rt.store, "handoff", down)
     await pdd.push(4001, "pdd_refund_RefundCreated", MALL, refund("231127-000000000000004", 11))
     await eventually(lambda: calls >= 1, what="tried to store")
     await asyncio.sleep(0.2)

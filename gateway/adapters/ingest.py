@@ -226,14 +226,16 @@ class Ingestor:
                                                  "route": "", "reply": {}}}
             patch.apply(meta)
             conv = await self._open(ev.platform, ev.shop, customer, name, meta)
-            res = await self.service.note(conv.id, self._note("售后", ev))
-        else:
-            res = await self.service.note(conv.id, self._note("售后", ev), meta=patch)
+            patch = MetaPatch()
+        # Still with the bot: one step logs the note, patches meta and hands it to people.
+        note = self._note("售后", ev)
+        placed = await self.service.handoff(conv.id, AFTERSALE_SKILL, Priority.HIGH, (ev.label,),
+                                            (ev.order,) if ev.order else (), meta=patch, note=note)
+        if placed is not None:
+            return Ingested("stored", conv.id)
+        res = await self.service.note(conv.id, note, meta=patch)  # people have it already
         if res.refused:
             return Ingested("ignored")
-        if res.state in (ConvState.BOT, None):  # still with the bot: people take it (None: a no-op if not)
-            await self.service.handoff(conv.id, AFTERSALE_SKILL, Priority.HIGH, (ev.label,),
-                                       (ev.order,) if ev.order else ())
         return Ingested("stored", conv.id, int(res.entry["seq"]))
 
     @staticmethod

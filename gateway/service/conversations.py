@@ -210,11 +210,13 @@ class ConversationService:
         *,
         meta: MetaPatch | None = None,
         turn: int = 0,
+        note: Entry | None = None,
     ) -> Placement | None:
         """Hand a BOT conversation to people, in one step (None: it is not with the bot, or the turn is done).
 
         ``skill`` "" picks the conversation's ``meta.default_skill`` (a platform
         shop's own team), else the channel's skill, else ``routing.default_skill``.
+        ``note`` (the event that caused it) is logged before the notice, in the same step.
         """
         now = time.time()
         routing = self.config.routing
@@ -229,7 +231,7 @@ class ConversationService:
             notice={"type": "message", "from": "system", "text": self.config.texts.handoff},
             skill=skill, priority=Priority(priority), channel_skills=dict(routing.channel_skills),
             default_skill=routing.default_skill, meta=patch, turn=turn,
-            sla=(sla_timer(conversation), now + self.config.ack_target_s),
+            sla=(sla_timer(conversation), now + self.config.ack_target_s), note=note,
         )
         placement = await self.store.handoff(conversation, req)
         if placement is None:

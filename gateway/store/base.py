@@ -127,6 +127,7 @@ class HandoffRequest:
     meta: MetaPatch  # reasons, queued_at, orders …
     turn: int = 0  # the customer message whose turn this finishes (0 = none): refused if not pending
     sla: tuple[str, float] | None = None  # the SLA timer scheduled when it waits or is assigned
+    note: Entry | None = None  # an entry logged before the notice (a platform event that caused the hand-off)
 
 
 @dataclass(slots=True, frozen=True)

@@ -304,6 +304,8 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
         self._clear_turns(conversation)
         skill = (req.skill or str(c.meta.get("default_skill") or "") or req.channel_skills.get(c.channel, "")
                  or req.default_skill)
+        if req.note is not None:
+            self._append(conversation, req.note)
         self._append(conversation, req.notice)
         req.meta.apply(c.meta)
         self._tickets += 1

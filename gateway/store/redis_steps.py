@@ -117,7 +117,7 @@ class ConversationSteps:
             "handoff", [k.conv(conversation), k.tickets],
             [conversation, codec.entry_body(req.notice), req.skill, Priority(req.priority).value,
              orjson.dumps(req.channel_skills), req.default_skill, codec.patch(req.meta), str(req.turn),
-             req.sla[0] if req.sla else "", codec.num(req.sla[1]) if req.sla else "0"],
+             req.sla[0] if req.sla else "", codec.num(req.sla[1]) if req.sla else "0", codec.entry_body(req.note)],
         )
         status = codec.text(res[0])
         if status == "not_found":

@@ -6,9 +6,10 @@
 -- ARGV[3] skill ("" = meta default_skill, else by channel, else ARGV[6]), ARGV[4] priority
 -- ARGV[5] channel -> skill JSON object, ARGV[6] default skill, ARGV[7] meta patch JSON ("")
 -- ARGV[8] seq of the pending turn it finishes ("0" = none), ARGV[9] SLA timer key (""), ARGV[10] its due
+-- ARGV[11] an entry logged before the notice, JSON without its closing brace ("" = none)
 -- Returns {"ok", placement} | {"none"} (not BOT, or the turn is no longer pending: nothing changed)
 --       | {"not_found"}
--- Guarantees: the guard, the notice, the meta patch, every pending turn
+-- Guarantees: the guard, the note and the notice, the meta patch, every pending turn
 -- finished, the arrival ticket, the routing decision (assignment or queue),
 -- the SLA timer and the queue's new order on q:<skill> happen together.
 local conv, ck = ARGV[1], KEYS[2]
@@ -27,6 +28,7 @@ if skill == '' then
   if type(s) == 'string' then skill = s end
 end
 if skill == '' then skill = ARGV[6] end
+if ARGV[11] ~= '' then append_entry(conv, ARGV[11]) end
 append_entry(conv, ARGV[2])
 patch_meta(ck, ARGV[7])
 local ticket = redis.call('INCR', KEYS[3])
