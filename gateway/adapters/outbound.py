@@ -34,7 +34,7 @@ from gateway.adapters.outbox import Outbox, Outcome
 from gateway.config import Config
 from gateway.errors import StoreUnavailable
 from gateway.model import Entry
-from gateway.service.conversations import ConversationService
+from gateway.service.conversations import ConversationService, is_platform_conversation
 from gateway.service.delivery import RESYNC
 from gateway.service.platform import PlatformService
 
@@ -125,6 +125,8 @@ class OutboundRouter:
 
     # ------------------------------------------------------------ ordering, gaps, claims
     async def _platform(self, conversation: str) -> bool:
+        if not is_platform_conversation(conversation):
+            return False  # a web conversation: no read, on every instance, for every conversation
         known = self._is_platform.get(conversation)
         if known is None:
             conv = await self.service.conversation(conversation)

@@ -54,8 +54,17 @@ from gateway.store import (
 log = logging.getLogger("gateway.service")
 
 
-def new_conversation_id() -> str:
-    return f"c-{uuid.uuid4().hex[:20]}"
+PLATFORM_ID_PREFIX = "p-"
+"""Conversations opened for a platform buyer (``meta.platform`` set) have ids with this
+prefix, so an instance's outbound relay knows a web conversation without reading it."""
+
+
+def new_conversation_id(platform: bool = False) -> str:
+    return f"{PLATFORM_ID_PREFIX if platform else 'c-'}{uuid.uuid4().hex[:20]}"
+
+
+def is_platform_conversation(conversation: str) -> bool:
+    return conversation.startswith(PLATFORM_ID_PREFIX)
 
 
 @dataclass(slots=True, frozen=True)
@@ -117,7 +126,7 @@ class ConversationService:
         self, customer: str, name: str = "", channel: str = "web", meta: dict[str, Any] | None = None
     ) -> Opened:
         """One step: the conversation, the customer's pointer to it, the greeting and the idle timer."""
-        conv = Conversation(id=new_conversation_id(), customer_id=customer, customer_name=name, channel=channel,
+        conv = Conversation(id=new_conversation_id("platform" in (meta or {})), customer_id=customer, customer_name=name, channel=channel,
                             created_at=time.time(), meta=dict(meta or {}))
         greeting: Entry | None = None
         if self.config.texts.greeting:
