@@ -302,3 +302,34 @@ async def test_bot_handoffs_take_the_shop_skill_else_the_channel_skill(started: 
 
     assert await eventually_async(lambda: skill(PDD_SHOP), what="handed off") == "logistics"
     assert await eventually_async(lambda: skill("pdd-own"), what="handed off") == "aftersale"
+
+
+# ------------------------------------------------------------------ a claim whose instance died
+
+
+async def test_a_message_claimed_by_an_instance_that_died_is_stored_on_a_later_redelivery(
+        started: Start, relay: FakeRelay, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as real_time
+
+    from gateway.adapters.ingest import CLAIM_IN_PROGRESS_S
+    from gateway.store import MemoryStore
+
+    gw, app = await started(pdd_relay(relay))
+    rt: AdapterRuntime = app["adapters"]
+    # the dead instance's last act: it claimed m7, then died before storing it
+    assert await rt.ingest.platform.claim_once(f"adapters:in:pdd:{PDD_SHOP}:m7", CLAIM_IN_PROGRESS_S)
+    record = [text_record("m7", "b7", "什么时候发货")]
+    _, body = await relay_post(gw.http_url, "pdd", PDD_SHOP, RELAY_SECRET, record)
+    assert body["results"][0]["status"] == "duplicate"  # within the in-progress window: maybe still being stored
+    assert await buyer_log(gw, "pdd", PDD_SHOP, "b7") == []
+    later = real_time.time() + CLAIM_IN_PROGRESS_S + 1  # the claims' clock moves past the short claim
+    store = gw.ctx.store
+    assert isinstance(store, MemoryStore)
+    monkeypatch.setattr(store, "clock", lambda: later)
+    _, body = await relay_post(gw.http_url, "pdd", PDD_SHOP, RELAY_SECRET, record)
+    assert body["results"][0]["status"] == "stored"
+    later += CLAIM_IN_PROGRESS_S + 1  # stored: now it is remembered for dedupe_ttl_s, not the short window
+    _, body = await relay_post(gw.http_url, "pdd", PDD_SHOP, RELAY_SECRET, record)
+    assert body["results"][0]["status"] == "duplicate"
+    assert [e["text"] for e in await buyer_log(gw, "pdd", PDD_SHOP, "b7") if e.get("from") == "customer"] == [
+        "什么时候发货"]

@@ -302,3 +302,13 @@ async def test_queue_orders_are_published_once_per_step(env: Env, n: int) -> Non
     events: list[tuple[str, dict[str, Any]]] = [e for e in await env.bus.take(s, queues=True) if e[0].startswith("q:")]
     assert events[-1] == ("q:presale", {"queue": [f"q{n}"]})
     assert len(events) == n + 2  # one per hand-off, one for the pull of n
+
+
+async def test_set_claim_confirms_a_claim_for_longer(env: Env) -> None:
+    s = env.store
+    assert await s.claim_once("k", 60.0, "pending")
+    await s.set_claim("k", 3600.0, "done")
+    assert await s.get_claim("k") == "done"
+    assert not await s.claim_once("k", 60.0)
+    await s.set_claim("fresh", 60.0)
+    assert await s.get_claim("fresh") == "1"

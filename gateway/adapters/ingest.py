@@ -17,8 +17,11 @@ store step, never read-modify-write, so events, order look-ups and the
 service's own changes landing at once never overwrite one another.
 
 Dedupe: each platform message id (and, for event streams, a business key) is
-claimed once (``PlatformService.claim_once``). If storing fails the claim is
-released, so the platform's redelivery is stored then.
+claimed once (``PlatformService.claim_once``), first for ``CLAIM_IN_PROGRESS_S``
+only and, once stored, for ``dedupe_ttl_s``. If storing fails the claim is
+released, so the platform's redelivery is stored then; if the instance dies
+between the claim and the store, the short claim expires and a later
+redelivery is stored.
 
 Nothing here touches the store: conversations go through ``ConversationService``,
 claims through ``PlatformService`` (both reached through the adapters' host).
@@ -50,6 +53,7 @@ from gateway.service.platform import PlatformService
 log = logging.getLogger("gateway.adapters.ingest")
 
 AFTERSALE_SKILL = "aftersale"
+CLAIM_IN_PROGRESS_S = 30.0  # a claim whose instance died before storing lets a redelivery in after this
 _MAX_ORDER_NOTES = 20
 
 
@@ -87,14 +91,16 @@ class Ingestor:
     async def message(self, rec: InboundRecord, route: str, reply: dict[str, Any] | None = None) -> Ingested:
         """Store one buyer message once; ``route`` says how replies reach this buyer."""
         key = f"adapters:in:{rec.platform}:{rec.shop}:{rec.dedupe_id}"
-        if not await self.platform.claim_once(key, self.adapters.settings.dedupe_ttl_s):
+        if not await self.platform.claim_once(key, CLAIM_IN_PROGRESS_S):
             return Ingested("duplicate")
         try:
-            return await self._message(rec, route, reply or {})
+            done = await self._message(rec, route, reply or {})
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.platform.release_claim(key)
             raise
+        await self.platform.confirm_claim(key, self.adapters.settings.dedupe_ttl_s)
+        return done
 
     def _binding(self, rec: InboundRecord, route: str, reply: dict[str, Any]) -> dict[str, Any]:
         return {"platform": rec.platform, "shop": rec.shop, "buyer": rec.buyer_id, "route": route, "reply": reply}
@@ -178,15 +184,20 @@ class Ingestor:
         claimed: list[str] = []
         try:
             for k in keys:
-                if not await self.platform.claim_once(k, ttl):
-                    return Ingested("duplicate")  # (a new id already claimed stays claimed: remembered too)
+                if not await self.platform.claim_once(k, CLAIM_IN_PROGRESS_S):
+                    if claimed:  # a new id of an event already stored: remember this id too
+                        await self.platform.confirm_claim(claimed[0], ttl)
+                    return Ingested("duplicate")
                 claimed.append(k)
-            return await self._event(ev)
+            done = await self._event(ev)
         except BaseException:
             with contextlib.suppress(Exception):
                 for k in claimed:
                     await self.platform.release_claim(k)
             raise
+        for k in claimed:
+            await self.platform.confirm_claim(k, ttl)
+        return done
 
     async def _event_customer(self, ev: PlatformEvent) -> tuple[str, str]:
         """(customer id, display name): the buyer if known, else who the order was linked to, else the order."""

@@ -22,6 +22,10 @@ class PlatformService:
         """True for the one caller (on any instance) that set ``key``; it expires after ``ttl_s``."""
         return await self._store.claim_once(key, ttl_s, value)
 
+    async def confirm_claim(self, key: str, ttl_s: float, value: str = "1") -> None:
+        """Keep a claim for ``ttl_s`` from now (a short in-progress claim becomes the long one)."""
+        await self._store.set_claim(key, ttl_s, value)
+
     async def get_claim(self, key: str) -> str | None:
         """The value of an unexpired claim, else None."""
         return await self._store.get_claim(key)

@@ -367,6 +367,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def set_claim(self, key: str, ttl_s: float, value: str = "1") -> None:
+        """Set ``key`` to ``value`` for ``ttl_s`` whether or not it is claimed (confirm a claim, longer)."""
+
+    @abc.abstractmethod
     async def get_claim(self, key: str) -> str | None:
         """The value of an unexpired claim, else None."""
 

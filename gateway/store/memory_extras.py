@@ -46,6 +46,7 @@ class MemoryClaims:
     """``claim_once`` keys with expiry, and the dead-letter list."""
 
     def __init__(self) -> None:
+        self.clock = time.time  # the claims' clock (tests move it)
         self._claims: dict[str, tuple[str, float]] = {}  # key -> (value, expires at)
         self._claims_sweep_at = 1024
         self._dead: list[dict[str, Any]] = []  # oldest first
@@ -60,7 +61,7 @@ class MemoryClaims:
         return item[0]
 
     async def claim_once(self, key: str, ttl_s: float, value: str = "1") -> bool:
-        now = time.time()
+        now = self.clock()
         if self._live_claim(key, now) is not None:
             return False
         self._claims[key] = (value, now + ttl_s)
@@ -69,8 +70,11 @@ class MemoryClaims:
             self._claims_sweep_at = max(1024, 2 * len(self._claims))
         return True
 
+    async def set_claim(self, key: str, ttl_s: float, value: str = "1") -> None:
+        self._claims[key] = (value, self.clock() + ttl_s)
+
     async def get_claim(self, key: str) -> str | None:
-        return self._live_claim(key, time.time())
+        return self._live_claim(key, self.clock())
 
     async def release_claim(self, key: str) -> None:
         self._claims.pop(key, None)

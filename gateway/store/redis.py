@@ -41,7 +41,7 @@ from gateway.store.base import (
 from gateway.store.keys import Keys
 from gateway.store.redis_bus import RESYNC, RedisBus
 from gateway.store.redis_liveness import Liveness
-from gateway.store.redis_runner import ScriptRunner
+from gateway.store.redis_runner import Arg, ScriptRunner
 from gateway.store.redis_steps import ConversationSteps
 
 __all__ = ["RESYNC", "RedisStore"]
@@ -66,6 +66,14 @@ def _placements(ps: Sequence[Sequence[Any]] | None) -> list[Placement]:
 _conversation = codec.conversation
 
 
+def _field(flat: Sequence[Any], name: str) -> Any:
+    """``name``'s value in a flat [field, value, ...] reply."""
+    for i in range(0, len(flat) - 1, 2):
+        if flat[i] == name:
+            return flat[i + 1]
+    raise KeyError(name)
+
+
 def _num(v: float | int) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
@@ -82,8 +90,6 @@ class RedisStore(ConversationSteps, Store):
         instance_ttl_s: float = 3.0,
         socket_timeout_s: float = 2.0,
         connect_timeout_s: float = 1.0,
-        pool_timeout_s: float = 5.0,
-        max_connections: int = 64,
     ) -> None:
         self.namespace = namespace
         self.keys = Keys(namespace)
@@ -91,12 +97,9 @@ class RedisStore(ConversationSteps, Store):
         self.url = url
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._runner = ScriptRunner(
-            url, self.keys.prefix, socket_timeout_s=socket_timeout_s, connect_timeout_s=connect_timeout_s,
-            pool_timeout_s=pool_timeout_s, max_connections=max_connections,
-        )
-        self._r = self._runner.r
-        self._bus = RedisBus(url, self.keys.bus, self._runner, instance=self.instance, ready_key=self.keys.instances,
+        self._runner = ScriptRunner(url, self.keys.prefix, socket_timeout_s=socket_timeout_s,
+                                    connect_timeout_s=connect_timeout_s)
+        self._bus = RedisBus(self.keys.bus, self._runner, instance=self.instance, ready_key=self.keys.instances,
                              connect_timeout_s=connect_timeout_s, closing=lambda: self._closing)
         self._liveness = Liveness(self._runner, self._bus, self.keys, instance=self.instance,
                                   agent_grace_s=agent_grace_s, heartbeat_s=heartbeat_s,
@@ -118,13 +121,17 @@ class RedisStore(ConversationSteps, Store):
     def bus_reconnects(self) -> int:
         return self._bus.reconnects
 
-    def _io(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
-        """Connection trouble as ``StoreUnavailable`` around plain commands (see ``ScriptRunner.io``)."""
-        return self._runner.io(what)
-
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """EVALSHA ``gateway/store/lua/<name>.lua`` with ``KEYS = [prefix, *keys]``, ``ARGV = args``."""
         return await self._runner.run(name, keys, args)
+
+    async def _call(self, *args: Arg) -> Any:
+        """One plain command (``await self._call("HGETALL", key)``): its RESP2 reply, strings decoded."""
+        return await self._runner.call(*args)
+
+    async def _call_many(self, commands: Sequence[Sequence[Arg]], *, transaction: bool = False) -> list[Any]:
+        """Several commands in one go; ``transaction``: MULTI/EXEC (one slot, so fine in a cluster too)."""
+        return await self._runner.call_many(commands, transaction=transaction)
 
     async def _beat(self) -> None:
         await self._liveness.beat()
@@ -167,9 +174,8 @@ class RedisStore(ConversationSteps, Store):
         return await self._bus.ping()
 
     async def shared_secret(self) -> bytes:
-        async with self._io("secret"):
-            await self._r.set(self.keys.secret, os.urandom(32).hex(), nx=True)
-            value = await self._r.get(self.keys.secret)
+        k = self.keys.secret
+        _, value = await self._call_many([("SET", k, os.urandom(32).hex(), "NX"), ("GET", k)])
         return bytes.fromhex(_str(value))
 
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
@@ -177,20 +183,17 @@ class RedisStore(ConversationSteps, Store):
 
     # conversations ---------------------------------------------------
     async def get_conversation(self, conversation: str) -> Conversation | None:
-        async with self._io("get_conversation"):
-            fields = await self._r.hgetall(self.keys.conv(conversation))
+        fields = await self._call("HGETALL", self.keys.conv(conversation))
         return _conversation(fields) if fields else None
 
     async def customer_conversation(self, customer: str) -> str | None:
-        async with self._io("customer_conversation"):
-            v = await self._r.get(self.keys.customer(customer))
+        v = await self._call("GET", self.keys.customer(customer))
         return _str(v) if v is not None else None
 
     # log -------------------------------------------------------------
     async def read_log(self, conversation: str, after: int = 0) -> list[Entry]:
-        async with self._io("read_log"):
-            rows = await self._r.xrange(self.keys.log(conversation), min=f"0-{max(after, 0) + 1}", max="+")
-        return [orjson.loads(fields["e"]) for _, fields in rows or ()]  # type: ignore[index]
+        rows = await self._call("XRANGE", self.keys.log(conversation), f"0-{max(after, 0) + 1}", "+")
+        return [orjson.loads(_field(fields, "e")) for _, fields in rows or ()]
 
     # agents ----------------------------------------------------------
     async def register_agent(self, profile: AgentProfile) -> None:
@@ -201,8 +204,8 @@ class RedisStore(ConversationSteps, Store):
             [profile.id, profile.name, orjson.dumps(list(profile.skills)), str(profile.capacity), ref],
         )
 
-    def _agent_state(self, agent: str, h: dict[Any, Any], held: list[Any]) -> AgentState:
-        d = {_str(key): _str(v) for key, v in h.items()}
+    def _agent_state(self, agent: str, h: list[Any], held: list[Any]) -> AgentState:
+        d = {_str(h[i]): _str(h[i + 1]) for i in range(0, len(h), 2)}
         return AgentState(
             agent, d.get("name", agent), tuple(orjson.loads(d.get("skills", "[]"))), int(d.get("capacity", "0")),
             AgentStatus(d.get("status", "offline")), [_str(c) for c in held], float(d.get("last_assigned", "0")),
@@ -210,26 +213,19 @@ class RedisStore(ConversationSteps, Store):
 
     async def get_agent(self, agent: str) -> AgentState | None:
         k = self.keys
-        async with self._io("get_agent"):
-            async with self._r.pipeline(transaction=True) as pipe:
-                pipe.hgetall(k.agent(agent))
-                pipe.lrange(k.held(agent), 0, -1)
-                h, held = await pipe.execute()
+        h, held = await self._call_many([("HGETALL", k.agent(agent)), ("LRANGE", k.held(agent), 0, -1)],
+                                        transaction=True)
         if not h:
             return None
         return self._agent_state(agent, h, held)
 
     async def list_agents(self) -> list[AgentState]:
         k = self.keys
-        async with self._io("list_agents"):
-            ids = sorted(_str(a) for a in await self._r.smembers(k.agents))
-            if not ids:
-                return []
-            async with self._r.pipeline(transaction=True) as pipe:
-                for a in ids:
-                    pipe.hgetall(k.agent(a))
-                    pipe.lrange(k.held(a), 0, -1)
-                rows = await pipe.execute()
+        ids = sorted(_str(a) for a in await self._call("SMEMBERS", k.agents))
+        if not ids:
+            return []
+        rows = await self._call_many([c for a in ids for c in (("HGETALL", k.agent(a)), ("LRANGE", k.held(a), 0, -1))],
+                                     transaction=True)
         return [self._agent_state(a, rows[2 * i], rows[2 * i + 1]) for i, a in enumerate(ids) if rows[2 * i]]
 
     async def agent_connected(
@@ -288,29 +284,22 @@ class RedisStore(ConversationSteps, Store):
         return TransferResult(_placement(res[1]), tuple(_placements(res[2])))
 
     async def queue(self, skill: str) -> list[str]:
-        async with self._io("queue"):
-            return [_str(c) for c in await self._r.zrange(self.keys.queue(skill), 0, -1)]
+        return [_str(c) for c in await self._call("ZRANGE", self.keys.queue(skill), 0, -1)]
 
     async def queue_lengths(self) -> dict[str, int]:
         k = self.keys
-        async with self._io("queue_lengths"):
-            skills = sorted(_str(s) for s in await self._r.smembers(k.queues))
-            if not skills:
-                return {}
-            async with self._r.pipeline(transaction=True) as pipe:
-                for s in skills:
-                    pipe.zcard(k.queue(s))
-                counts = await pipe.execute()
+        skills = sorted(_str(s) for s in await self._call("SMEMBERS", k.queues))
+        if not skills:
+            return {}
+        counts = await self._call_many([("ZCARD", k.queue(s)) for s in skills], transaction=True)
         return {s: int(n) for s, n in zip(skills, counts, strict=True)}
 
     # timers ----------------------------------------------------------
     async def schedule(self, key: str, due: float) -> None:
-        async with self._io("schedule"):
-            await self._r.zadd(self.keys.timers, {key: due})
+        await self._call("ZADD", self.keys.timers, _num(due), key)
 
     async def cancel(self, key: str) -> None:
-        async with self._io("cancel"):
-            await self._r.zrem(self.keys.timers, key)
+        await self._call("ZREM", self.keys.timers, key)
 
     async def claim_due(self, now: float, limit: int = 100) -> list[str]:
         k = self.keys
@@ -319,29 +308,26 @@ class RedisStore(ConversationSteps, Store):
 
     # claims and dead letters -----------------------------------------
     async def claim_once(self, key: str, ttl_s: float, value: str = "1") -> bool:
-        async with self._io("claim_once"):
-            return bool(await self._r.set(self.keys.claim(key), value, nx=True, px=max(1, round(ttl_s * 1000))))
+        reply = await self._call("SET", self.keys.claim(key), value, "NX", "PX", max(1, round(ttl_s * 1000)))
+        return bool(reply == "OK")
+
+    async def set_claim(self, key: str, ttl_s: float, value: str = "1") -> None:
+        await self._call("SET", self.keys.claim(key), value, "PX", max(1, round(ttl_s * 1000)))
 
     async def get_claim(self, key: str) -> str | None:
-        async with self._io("get_claim"):
-            v = await self._r.get(self.keys.claim(key))
+        v = await self._call("GET", self.keys.claim(key))
         return _str(v) if v is not None else None
 
     async def release_claim(self, key: str) -> None:
-        async with self._io("release_claim"):
-            await self._r.delete(self.keys.claim(key))
+        await self._call("DEL", self.keys.claim(key))
 
     async def add_dead_letter(self, record: dict[str, Any], keep: int) -> None:
         k = self.keys.dead_letters
-        async with self._io("add_dead_letter"):
-            async with self._r.pipeline(transaction=True) as pipe:
-                pipe.lpush(k, orjson.dumps(record))
-                pipe.ltrim(k, 0, max(keep, 0) - 1)
-                await pipe.execute()
+        await self._call_many([("LPUSH", k, orjson.dumps(record)), ("LTRIM", k, 0, max(keep, 0) - 1)],
+                              transaction=True)
 
     async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
-        async with self._io("dead_letters"):
-            rows = await self._r.lrange(self.keys.dead_letters, 0, limit - 1)
+        rows = await self._call("LRANGE", self.keys.dead_letters, 0, limit - 1)
         return [orjson.loads(r) for r in rows]
