@@ -1,6 +1,15 @@
 """Routing through Redis: assignments per second, pulls per second, acked appends per second.
 
     .venv/bin/python bench/bench_redis_routing.py [--url redis://127.0.0.1:6379/0] [--quick]
+    .venv/bin/python bench/bench_redis_routing.py --micro [--url …]
+
+``--micro``: N concurrent coroutines each running EVALSHA of a small script in a
+loop, through three clients: redis-py one command per round trip (the store's
+client before auto-pipelining), redis-py with the commands of one loop tick sent
+as one ``pipeline(transaction=False)``, and the store's own client
+(``gateway/store/redis_conn.py``: one connection, one write per tick, hiredis
+parsing). Reports client CPU µs per command (this process), redis-server CPU µs
+per command (``INFO cpu``) and EVALSHA ``usec_per_call`` (``INFO commandstats``).
 
 Without ``--url`` it starts its own redis-server on a free port (twice: AOF off,
 then ``appendonly yes`` + ``appendfsync always``). Several RedisStore objects in
@@ -34,6 +43,7 @@ from redis.asyncio import Redis  # noqa: E402
 from gateway.model import AgentProfile, AgentStatus, Conversation, Priority  # noqa: E402
 from gateway.store import MemoryStore, Store  # noqa: E402
 from gateway.store.redis import RedisStore  # noqa: E402
+from gateway.store.redis_conn import Client, pack_command, parse_url  # noqa: E402
 
 SKILLS = ("presale", "aftersale", "logistics", "billing")
 PRIORITIES = (Priority.NORMAL, Priority.NORMAL, Priority.NORMAL, Priority.HIGH, Priority.URGENT)
@@ -208,14 +218,139 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return {"machine": machine(), "results": results}
 
 
+# ------------------------------------------------------------------ micro: one EVALSHA, three clients
+
+MICRO_SCRIPT = "redis.call('HSET', KEYS[1], 'f', ARGV[1]) return 1"
+
+
+class _TickPipeline:
+    """redis-py with auto-pipelining done by hand: one tick's commands go as one pipeline(transaction=False)."""
+
+    def __init__(self, r: Redis) -> None:
+        self.r = r
+        self.pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self.scheduled = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def call(self, *args: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.pending.append((args, fut))
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self._spawn)
+        return fut
+
+    def _spawn(self) -> None:
+        t = asyncio.ensure_future(self._flush())
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def _flush(self) -> None:
+        self.scheduled = False
+        batch, self.pending = self.pending, []
+        async with self.r.pipeline(transaction=False) as p:
+            for args, _ in batch:
+                p.execute_command(*args)
+            res = await p.execute(raise_on_error=False)
+        for (_, f), r in zip(batch, res, strict=True):
+            if not f.done():
+                f.set_result(r)
+
+
+async def micro_round(url: str, kind: str, n: int, per: int) -> dict[str, Any]:
+    from redis.asyncio import BlockingConnectionPool
+
+    pool = BlockingConnectionPool.from_url(url, max_connections=64, decode_responses=True)
+    r = Redis(connection_pool=pool)
+    sha = await r.script_load(MICRO_SCRIPT)
+    key = f"gw:{{micro{uuid.uuid4().hex[:6]}}}:h"
+    client: Client | None = None
+    if kind == "redis-py":
+        async def one(i: int) -> Any:
+            return await r.evalsha(sha, 1, key, str(i))
+    elif kind == "redis-py tick pipeline":
+        tp = _TickPipeline(r)
+
+        async def one(i: int) -> Any:
+            return await tp.call("EVALSHA", sha, 1, key, str(i))
+    else:
+        client = Client(parse_url(url), slot_key=key)
+
+        async def one(i: int) -> Any:
+            return await client.execute(pack_command(("EVALSHA", sha, 1, key, str(i))))
+
+    async def worker() -> None:
+        for i in range(per):
+            await one(i)
+
+    await worker()  # warm up: connections, script cache
+    await r.config_resetstat()
+    cpu0 = await r.info("cpu")
+    c0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*[worker() for _ in range(n)])
+    c1, t1 = time.process_time(), time.perf_counter()
+    cpu1 = await r.info("cpu")
+    stats = await r.info("commandstats")
+    total = n * per
+    server_s = sum(float(cpu1[k]) - float(cpu0[k]) for k in ("used_cpu_sys", "used_cpu_user"))
+    ev = stats.get("cmdstat_evalsha", {})
+    if client is not None:
+        await client.aclose()
+    await r.aclose()
+    await pool.aclose()
+    return {"client": kind, "concurrency": n, "commands": total,
+            "client_cpu_us_per_cmd": round(1e6 * (c1 - c0) / total, 1),
+            "wall_us_per_cmd": round(1e6 * (t1 - t0) / total, 1),
+            "redis_cpu_us_per_cmd": round(1e6 * server_s / total, 1),
+            "evalsha_usec_per_call": ev.get("usec_per_call"), "evalsha_calls": ev.get("calls")}
+
+
+async def micro_async(args: argparse.Namespace) -> dict[str, Any]:
+    servers: list[tuple[subprocess.Popen[bytes], str]] = []
+    url = args.url
+    if not url:
+        proc, url, d = start_redis(False)
+        servers.append((proc, d))
+    results = []
+    try:
+        for n in (1, 16, 64, 256):
+            per = 2000 if n == 1 else max(4000 // n, 20)
+            if args.quick:
+                per = max(per // 4, 10)
+            for kind in ("redis-py", "redis-py tick pipeline", "store client"):
+                row = await micro_round(url, kind, n, per)
+                results.append(row)
+                print(f"{kind:24} N={n:<4} client CPU {row['client_cpu_us_per_cmd']:6.1f} µs/cmd  "
+                      f"wall {row['wall_us_per_cmd']:6.1f} µs/cmd  redis-server CPU "
+                      f"{row['redis_cpu_us_per_cmd']:5.1f} µs/cmd  EVALSHA usec_per_call "
+                      f"{row['evalsha_usec_per_call']}", flush=True)
+    finally:
+        for proc, d in servers:
+            proc.terminate()
+            proc.wait(10)
+            shutil.rmtree(d, ignore_errors=True)
+    return {"machine": machine(), "micro": results}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--url", help="an existing Redis (default: start redis-server twice, AOF off and on)")
     p.add_argument("--quick", action="store_true", help="smaller run")
     p.add_argument("--concurrency", type=int, default=64, help="requests in flight (all instances together)")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "redis_routing.json"))
+    p.add_argument("--micro", action="store_true", help="EVALSHA micro benchmark of three clients (see above)")
+    p.add_argument("--uvloop", action="store_true", help="run on uvloop, as `gateway serve` does")
+    p.add_argument("--out", default="")
     args = p.parse_args()
-    out = asyncio.run(main_async(args))
+    if not args.out:
+        name = "redis_client_micro.json" if args.micro else "redis_routing.json"
+        args.out = str(ROOT / "bench" / "results" / name)
+    run = asyncio.run
+    if args.uvloop:
+        import uvloop
+
+        run = uvloop.run
+    out = run(micro_async(args) if args.micro else main_async(args))
     Path(args.out).write_text(json.dumps(out, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 

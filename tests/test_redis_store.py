@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
+from redis.exceptions import ResponseError
 
 from gateway.errors import StoreUnavailable
 from gateway.model import AgentProfile, AgentStatus, Conversation, Priority
@@ -27,6 +28,7 @@ from gateway.store import lua
 from gateway.store.base import Store
 from gateway.store.keys import Keys
 from gateway.store.redis import RESYNC, RedisStore
+from gateway.store.redis_conn import Client, Connection, pack, parse_url
 from tests.conftest import RedisServer
 from tests.test_store_contract import _apply, _Story
 
@@ -170,6 +172,156 @@ async def test_bus_rings_every_instance_in_order(redis_server: RedisServer) -> N
         await until(all_in, what="bus messages on the other instance")
         seqs = [p["seq"] for t, p in seen_b if t == "c:c1"]
         assert seqs == list(range(1, 51))
+
+
+# ------------------------------------------------------------------ auto-pipelining
+
+
+def conn_of(s: RedisStore) -> Connection:
+    c = s._runner.client.connection
+    assert c is not None
+    return c
+
+
+async def test_one_tick_of_commands_is_one_write_and_each_gets_its_own_reply(redis_server: RedisServer) -> None:
+    async with opened(redis_server.url, ns()) as s:
+        for i in range(50):
+            await s.create_conversation(Conversation(f"c{i}", f"u{i}"))
+        c = conn_of(s)
+        writes, sent = c.writes, c.sent
+        # 50 sessions at once: an append (script), a read (plain command) and a pointer lookup each
+        results = await asyncio.gather(
+            *[s.append(f"c{i}", {"type": "message", "from": "customer", "text": f"t{i}"}) for i in range(50)],
+            *[s.get_conversation(f"c{i}") for i in range(50)],
+            *[s.customer_conversation(f"u{i}") for i in range(50)],
+        )
+        assert c.writes - writes == 1 and c.sent - sent == 150
+        assert [r.entry["text"] for r in results[:50]] == [f"t{i}" for i in range(50)]  # type: ignore[union-attr]
+        assert [r.id for r in results[50:100]] == [f"c{i}" for i in range(50)]  # type: ignore[union-attr]
+        assert results[100:] == [f"c{i}" for i in range(50)]
+
+
+async def test_an_error_reply_fails_only_its_own_command(redis_server: RedisServer) -> None:
+    async with opened(redis_server.url, ns()) as s:
+        await s.claim_once("k", 60, value="not a number")
+        key = s.keys.claim("k")
+        res = await asyncio.gather(s._call("SET", key + "2", "1"), s._call("INCR", key), s._call("GET", key),
+                                   return_exceptions=True)
+        assert res[0] == "OK" and res[2] == "not a number"
+        assert isinstance(res[1], ResponseError) and "not an integer" in str(res[1])
+        # an error inside a batch (MULTI/EXEC) is that command's own too
+        out = await s._call_many([("INCR", key + "2"), ("GET", key)], transaction=True)
+        assert out == [2, "not a number"]
+
+
+async def test_noscript_in_the_middle_of_a_batch_reloads_and_reruns_just_those(redis_server: RedisServer) -> None:
+    async with opened(redis_server.url, ns()) as s:
+        for i in range(20):
+            await s.create_conversation(Conversation(f"c{i}", f"u{i}"))
+        r = Redis.from_url(redis_server.url)
+        try:
+            await r.script_flush()
+        finally:
+            await r.aclose()
+        res = await asyncio.gather(*[s.append(f"c{i}", {"type": "message", "text": "x"}, client_id="m")
+                                     for i in range(20)], *[s.queue("presale") for _ in range(5)])
+        assert [r.entry["seq"] for r in res[:20]] == [1] * 20  # type: ignore[union-attr]  # each stored once
+        assert s.script_reloads >= 1
+
+
+async def test_a_call_cancelled_before_the_flush_is_never_sent(redis_server: RedisServer) -> None:
+    async with opened(redis_server.url, ns()) as s:
+        key = s.keys.claim("n")
+        await s._call("SET", key, "0")
+        t = asyncio.create_task(s._call("INCR", key))
+        await asyncio.sleep(0)  # it ran up to its future; the flush is still to come
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        assert await s._call("GET", key) == "0"
+        # cancelled after it went out: it ran, its reply is dropped, the next caller gets its own reply
+        t = asyncio.create_task(s._call("INCR", key))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+        assert await s._call("INCR", key) == 2
+        assert await s._call("GET", key) == "2"
+
+
+async def _slow_resp_server(delay: float, replies: int) -> tuple[asyncio.Server, int]:
+    """A fake Redis: takes ``replies`` PINGs, then answers ``+OK`` once every ``delay`` seconds, then goes silent."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            got = b""
+            while got.count(b"PING") < replies:
+                got += await reader.read(4096)
+            for _ in range(replies):
+                await asyncio.sleep(delay)
+                writer.write(b"+OK\r\n")
+                await writer.drain()
+            await asyncio.sleep(5)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_slow_is_not_dead_but_silence_is_a_timeout() -> None:
+    # replies trickle in every 0.3 s for 1.8 s, read timeout 0.5 s: none times out
+    server, port = await _slow_resp_server(0.3, 6)
+    client = Client(parse_url(f"redis://127.0.0.1:{port}/0"), slot_key="", read_timeout_s=0.5)
+    try:
+        t0 = time.monotonic()
+        assert await asyncio.gather(*[client.execute(pack("PING")) for _ in range(6)]) == ["OK"] * 6
+        assert time.monotonic() - t0 > 1.5
+        # then it goes silent: the next command times out, after ~the read timeout
+        t0 = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="timeout"):
+            await client.execute(pack("PING"))
+        assert 0.4 < time.monotonic() - t0 < 1.5
+    finally:
+        await client.aclose()
+        server.close()
+
+
+async def test_a_stalled_event_loop_is_not_mistaken_for_a_dead_redis(redis_server: RedisServer) -> None:
+    async with opened(redis_server.url, ns(), socket_timeout_s=0.3) as s:
+        key = s.keys.claim("stall")
+        t = asyncio.create_task(s._call("SET", key, "1"))
+        await asyncio.sleep(0.01)  # sent
+        time.sleep(0.5)  # the loop is stuck past the read timeout; the reply waits in the socket
+        assert await t == "OK"
+
+
+async def test_commands_in_flight_when_redis_dies_fail_fast(redis_factory: Callable[..., RedisServer]) -> None:
+    srv = redis_factory()
+    async with opened(srv.url, ns(), socket_timeout_s=5.0) as s:
+        await s.create_conversation(Conversation("c1", "u1"))
+        assert srv.proc is not None
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        calls = [asyncio.create_task(s.read_log("c1")) for _ in range(10)]
+        await asyncio.sleep(0.1)
+        t0 = time.monotonic()
+        srv.proc.kill()
+        srv.proc.wait(5)
+        res = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(r, StoreUnavailable) for r in res), res
+        assert time.monotonic() - t0 < 1.0  # the connection's end, not the 5 s timeout
+        srv.start()
+        await s.create_conversation(Conversation("c2", "u2"))  # the next call connects again
+
+
+def test_store_urls_parse() -> None:
+    t = parse_url("redis://u:p%40ss@10.0.0.1:6380/3")
+    assert (t.nodes, t.db, t.username, t.password, t.cluster, t.tls) == ((("10.0.0.1", 6380),), 3, "u", "p@ss",
+                                                                        False, False)
+    assert parse_url("rediss://h/0?ssl_cert_reqs=none").tls_verify is False
+    assert parse_url("unix:///run/redis.sock?db=2").path == "/run/redis.sock"
+    c = parse_url("redis+cluster://:pw@n1:7000,n2:7001,[::1]:7002")
+    assert c.cluster and c.password == "pw" and c.nodes == (("n1", 7000), ("n2", 7001), ("::1", 7002))
+    assert parse_url("rediss+cluster://n1").tls
 
 
 # ------------------------------------------------------------------ outages

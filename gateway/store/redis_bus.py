@@ -6,6 +6,12 @@ them to the listener in publish order. After the subscription comes back
 (Redis restarted, the connection dropped) the reader emits ``RESYNC`` once
 Redis serves reads again, so the listener re-reads the logs for the rings it
 missed.
+
+The subscription is a redis-py ``PubSub`` on its own connection (it blocks on
+reads by design: no read timeout, a health check instead). In a Redis Cluster
+it subscribes on the node that holds the namespace's slot: a classic PUBLISH
+reaches every node of the cluster, so any node would do, and that one is the
+node a sharded subscription would need.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ from typing import Any
 import orjson
 from redis import exceptions as rex
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from gateway.errors import StoreUnavailable
 from gateway.store.base import BusListener
-from gateway.store.redis_runner import ScriptRunner, no_retry
+from gateway.store.redis_runner import ScriptRunner
 
 log = logging.getLogger("gateway.store.redis")
 
@@ -33,7 +41,6 @@ RESYNC = "_resync"  # gateway.service.delivery.RESYNC (the store does not import
 class RedisBus:
     def __init__(
         self,
-        url: str,
         channel: str,
         runner: ScriptRunner,
         *,
@@ -47,12 +54,11 @@ class RedisBus:
         self._runner = runner
         self._ready_key = ready_key  # any key: EXISTS on it answers once Redis serves reads
         self._closing = closing
-        # The bus connection blocks on reads by design: no read timeout, a health check instead.
-        self._pool = ConnectionPool.from_url(
-            url, socket_timeout=None, socket_connect_timeout=connect_timeout_s, retry=no_retry(),
-            health_check_interval=5,
-        )
-        self.r: Redis = Redis(connection_pool=self._pool)
+        self._connect_timeout_s = connect_timeout_s
+        self._url = ""
+        self._r: Redis | None = None
+        self._pool: ConnectionPool | None = None
+        self._old: list[tuple[Redis, ConnectionPool]] = []
         self.listener: BusListener | None = None
         self.subscribed = asyncio.Event()
         self.reconnects = 0
@@ -65,13 +71,26 @@ class RedisBus:
         except Exception:
             log.exception("event=bus_listener_failed topic=%s", topic)
 
+    @property
+    def r(self) -> Redis:
+        """A client for the node the commands go to (made again when that node changes)."""
+        url = self._runner.node_url()
+        if self._r is None or url != self._url:
+            if self._r is not None and self._pool is not None:
+                self._old.append((self._r, self._pool))
+            self._url = url
+            self._pool = ConnectionPool.from_url(
+                url, socket_timeout=None, socket_connect_timeout=self._connect_timeout_s, retry=Retry(NoBackoff(), 0),
+                health_check_interval=5)
+            self._r = Redis(connection_pool=self._pool)
+        return self._r
+
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        async with self._runner.io("publish"):
-            await self._runner.r.publish(self.channel, orjson.dumps([topic, payload]))
+        await self._runner.call("PUBLISH", self.channel, orjson.dumps([topic, payload]))
 
     async def ping(self) -> bool:
-        # Through the bus pool: a burst that has every command connection busy
-        # is not an outage, and must not turn /readyz red.
+        # On the bus's own connection: a burst that has the command pipeline
+        # backed up is not an outage, and must not turn /readyz red.
         try:
             return bool(await asyncio.wait_for(self.r.ping(), 1.0))
         except (rex.RedisError, OSError, TimeoutError):
@@ -122,12 +141,16 @@ class RedisBus:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
-                async with self._runner.io("ready"):
-                    await self._runner.r.exists(self._ready_key)
+                await self._runner.call("EXISTS", self._ready_key)
                 return
             except StoreUnavailable:
                 await asyncio.sleep(0.1)
 
     async def aclose(self) -> None:
-        await self.r.aclose()
-        await self._pool.aclose()
+        if self._r is not None and self._pool is not None:
+            self._old.append((self._r, self._pool))
+        for r, pool in self._old:
+            with contextlib.suppress(Exception):
+                await r.aclose()
+                await pool.aclose()
+        self._old, self._r, self._pool = [], None, None

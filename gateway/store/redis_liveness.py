@@ -92,16 +92,12 @@ class Liveness:
                 log.exception("event=liveness_failed instance=%s", self.instance)
 
     async def _reap_dead(self) -> None:
-        k, r = self.keys, self._runner.r
-        async with self._runner.io("instances"):
-            members = sorted(_str(m) for m in await r.smembers(k.instances))
-            others = [m for m in members if m != self.instance]
-            if not others:
-                return
-            async with r.pipeline(transaction=False) as pipe:
-                for m in others:
-                    pipe.exists(k.heartbeat(m))
-                alive = await pipe.execute()
+        k = self.keys
+        members = sorted(_str(m) for m in await self._runner.call("SMEMBERS", k.instances))
+        others = [m for m in members if m != self.instance]
+        if not others:
+            return
+        alive = await self._runner.call_many([("EXISTS", k.heartbeat(m)) for m in others])
         for inst, beating in zip(others, alive, strict=True):
             if not int(beating):
                 await self.reap(inst)
@@ -122,6 +118,5 @@ class Liveness:
 
     async def leave(self) -> None:
         """Leave as a dead instance would, but now: what is still bound is handed over, claims go back."""
-        async with self._runner.io("close"):
-            await self._runner.r.delete(self.keys.heartbeat(self.instance))
+        await self._runner.call("DEL", self.keys.heartbeat(self.instance))
         await self.reap(self.instance)

@@ -1,115 +1,122 @@
-"""The Redis store's script runner: EVALSHA with NOSCRIPT reload, errors as ``StoreUnavailable``.
+"""The Redis store's script runner: EVALSHA with NOSCRIPT reload, replies mapped to the store's errors.
 
 Every Lua script in ``gateway/store/lua/`` is loaded once and run by SHA; when
-Redis answers NOSCRIPT (it restarted or was flushed) the script is loaded again
-and the one call re-run. Connection errors, timeouts and the error replies that
-mean "Redis cannot take writes now" become ``StoreUnavailable``; commands are
-never retried by the client library (a retried append could be stored twice),
-the pool reconnects on the next call.
+Redis answers NOSCRIPT (it restarted, was flushed, or a cluster slot moved to a
+node that never saw the script) the script is loaded again and that one call
+re-run, both in one round trip. Plain commands go the same way (``call``).
+
+Everything goes through one auto-pipelined connection (``redis_conn.Client``):
+the commands concurrent sessions issue in one event-loop tick reach Redis as one
+write. Connection errors, timeouts and the error replies that mean "Redis cannot
+take writes now" become ``StoreUnavailable``; other error replies raise
+``redis.exceptions.ResponseError`` for their own command only. Nothing is
+retried (a retried append could be stored twice); the next call reconnects.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from redis import exceptions as rex
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from gateway.errors import StoreUnavailable
 from gateway.store import lua
+from gateway.store.redis_conn import Addr, Client, ReplyError, Target, pack, pack_command, parse_url
 
 log = logging.getLogger("gateway.store.redis")
 
 # Error replies that mean "Redis cannot take writes now": nothing was stored.
-UNAVAILABLE_REPLIES = ("LOADING", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY")
+UNAVAILABLE_REPLIES = frozenset(
+    ("LOADING", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "MOVED", "ASK"))
+
+Arg = str | bytes | int | float
 
 
-def no_retry() -> Retry:
-    return Retry(NoBackoff(), 0)
+def check(reply: Any, what: str) -> Any:
+    """``reply`` itself, or the error it stands for."""
+    if type(reply) is ReplyError:
+        if reply.code in UNAVAILABLE_REPLIES:
+            raise StoreUnavailable(f"redis {what}: {reply}")
+        raise rex.ResponseError(f"{what}: {reply}")
+    return reply
 
 
 class ScriptRunner:
-    """One namespace's command connections: ``io`` for plain commands, ``run`` for scripts."""
+    """One namespace's commands: ``run`` for scripts, ``call`` / ``call_many`` for plain commands."""
 
-    def __init__(
-        self,
-        url: str,
-        prefix: str,
-        *,
-        socket_timeout_s: float,
-        connect_timeout_s: float,
-        pool_timeout_s: float,
-        max_connections: int,
-    ) -> None:
-        self.prefix = prefix  # KEYS[1] of every script
-        # Bounded: a burst of requests waits for a free connection (a busy
-        # instance queues here, not in Redis) instead of opening hundreds.
-        self._pool = BlockingConnectionPool.from_url(
-            url, decode_responses=True, socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s,
-            retry=no_retry(), max_connections=max_connections, timeout=pool_timeout_s,
-        )
-        self.r: Redis = Redis(connection_pool=self._pool)
+    def __init__(self, url: str, prefix: str, *, socket_timeout_s: float, connect_timeout_s: float) -> None:
+        self.url = url
+        self.prefix = prefix  # KEYS[1] of every script; its hash tag picks the cluster slot
+        self.target: Target = parse_url(url)
+        self.connect_timeout_s = connect_timeout_s
+        self.client = Client(self.target, slot_key=prefix, connect_timeout_s=connect_timeout_s,
+                             read_timeout_s=socket_timeout_s,
+                             discover=self._discover if self.target.cluster else None)
         self.scripts = {name: lua.load(name) for name in lua.names()}
         self.script_reloads = 0
 
-    @contextlib.asynccontextmanager
-    async def io(self, what: str) -> AsyncIterator[None]:
-        """Turn Redis connection trouble into ``StoreUnavailable``.
-
-        After a connection error the pool's idle connections are dropped too:
-        they point at the same (dead or restarted) server, and each would fail
-        one more request after Redis is back.
-
-        It also gives back a cancellation the client library swallowed: on
-        Python 3.11 ``asyncio.wait_for`` (used by redis-py to send every
-        command) drops a cancel that lands just as the send completes, and the
-        caller's loop would then run on after being told to stop.
-        """
-        task = asyncio.current_task()
-        cancels = task.cancelling() if task is not None else 0
-        try:
-            yield
-        except (rex.TimeoutError, TimeoutError) as e:
-            # Slow is not dead: under load a timeout must not drop the whole pool
-            # (a reconnect storm on an instance that is already behind).
-            raise StoreUnavailable(f"redis {what}: {e!r}") from e
-        except (rex.ConnectionError, OSError) as e:
-            with contextlib.suppress(Exception):
-                await self._pool.disconnect(inuse_connections=False)
-            raise StoreUnavailable(f"redis {what}: {e!r}") from e
-        except rex.ResponseError as e:
-            if str(e).split(" ", 1)[0] in UNAVAILABLE_REPLIES:
-                raise StoreUnavailable(f"redis {what}: {e}") from e
-            raise
-        if task is not None and task.cancelling() > cancels:
-            raise asyncio.CancelledError(f"cancelled during redis {what}")
-
+    # scripts ---------------------------------------------------------
     async def load_all(self) -> None:
-        async with self.io("start"):
-            async with self.r.pipeline(transaction=False) as pipe:
-                for s in self.scripts.values():
-                    pipe.script_load(s.source)
-                await pipe.execute()
+        replies = await self.client.execute_many([pack("SCRIPT", "LOAD", s.source) for s in self.scripts.values()])
+        for r in replies:
+            check(r, "script load")
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """EVALSHA ``name`` with the prefix as ``KEYS[1]``; on NOSCRIPT load it and run it again."""
         script = self.scripts[name]
-        all_keys = [self.prefix, *keys]
-        async with self.io(name):
-            try:
-                return await self.r.evalsha(script.sha, len(all_keys), *all_keys, *args)
-            except rex.NoScriptError:
-                self.script_reloads += 1
-                log.info("event=script_reload script=%s", name)
-                await self.r.script_load(script.source)
-                return await self.r.evalsha(script.sha, len(all_keys), *all_keys, *args)
+        packed = pack_command(("EVALSHA", script.sha, len(keys) + 1, self.prefix, *keys, *args))
+        reply = await self.client.execute(packed)
+        if type(reply) is ReplyError and reply.code == "NOSCRIPT":
+            self.script_reloads += 1
+            log.info("event=script_reload script=%s", name)
+            _, reply = await self.client.execute_many([pack("SCRIPT", "LOAD", script.source), packed])
+        return check(reply, name)
+
+    # plain commands --------------------------------------------------
+    async def call(self, *args: Arg) -> Any:
+        """One command, e.g. ``call("HGETALL", key)``: its RESP2 reply (strings decoded)."""
+        return check(await self.client.execute(pack_command(args)), str(args[0]))
+
+    async def call_many(self, commands: Sequence[Sequence[Arg]], *, transaction: bool = False) -> list[Any]:
+        """Several commands in one go (MULTI/EXEC with ``transaction``); raises for the first error reply."""
+        replies = await self.client.execute_many([pack_command(tuple(c)) for c in commands], transaction=transaction)
+        return [check(r, str(c[0])) for r, c in zip(replies, commands, strict=True)]
+
+    # cluster ---------------------------------------------------------
+    async def _discover(self) -> Addr:
+        """The primary that holds our slot, asked with redis-py's cluster client."""
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        t = self.target
+        rc = RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in t.nodes], username=t.username or None,
+            password=t.password or None, ssl=t.tls, ssl_cert_reqs="required" if t.tls_verify else "none",
+            socket_connect_timeout=self.connect_timeout_s, socket_timeout=self.connect_timeout_s,
+            require_full_coverage=False, cluster_error_retry_attempts=1,
+        )
+        try:
+            await rc.initialize()
+            node = rc.get_node_from_key(self.prefix)
+            if node is None:
+                raise StoreUnavailable(f"redis cluster: no node serves {self.prefix!r}")
+            return node.host, int(node.port)
+        finally:
+            await rc.aclose()
+
+    def node_url(self) -> str:
+        """A plain URL of the node the commands go to (the bus subscribes there)."""
+        t = self.target
+        if not t.cluster:
+            return self.url
+        host, port = self.client.addr
+        auth = ""
+        if t.password:
+            auth = f"{quote(t.username)}:{quote(t.password)}@"
+        query = "" if t.tls_verify else "?ssl_cert_reqs=none"
+        return f"{'rediss' if t.tls else 'redis'}://{auth}{host}:{port}/0{query}"
 
     async def aclose(self) -> None:
-        await self.r.aclose()
-        await self._pool.aclose()
+        await self.client.aclose()

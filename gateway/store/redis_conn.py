@@ -1,0 +1,459 @@
+"""A small RESP client for the store's commands: one multiplexed connection per node, auto-pipelined.
+
+Every command a coroutine issues is packed (``hiredis.pack_command``) and put on
+the node's connection with a future; the first one in an event-loop tick
+schedules a flush (``loop.call_soon``), and the flush writes everything queued
+in that tick with one ``transport.write``. Redis answers in order, so replies
+(parsed by ``hiredis.Reader``) resolve the futures first in, first out. Many
+concurrent sessions thus cost one write and one read batch per tick instead of a
+round trip (and a pool checkout) each: ioredis calls it auto-pipelining.
+
+Rules kept from the redis-py pool this replaces:
+
+- Error replies are values (``ReplyError``), so one failing command never
+  touches the others of its batch; the caller decides (NOSCRIPT, MOVED, ...).
+- Connection trouble fails every command in flight on that connection with
+  ``StoreUnavailable``; nothing is retried here (a retried append could be
+  stored twice). The next command connects again.
+- Timeouts: a connection that owes replies and has received nothing for
+  ``read_timeout_s`` is declared dead (``StoreUnavailable``) and dropped. A busy
+  Redis that keeps answering is slow, not dead: nothing times out while bytes
+  arrive.
+- Cancellation: a caller cancelled before the flush is not sent at all; one
+  cancelled after is sent, and its reply is read and dropped. A cancel always
+  comes out as ``CancelledError`` (no library in between can swallow it).
+
+A Redis Cluster is the same with one twist: all of a namespace's keys share one
+hash slot, so the client talks to that slot's primary and follows ``MOVED``
+(the slot moved: switch nodes and send again) and ``ASK`` (the slot is being
+migrated: ``ASKING`` + the command on the node named).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl as ssl_mod
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+
+from gateway.errors import StoreUnavailable
+
+log = logging.getLogger("gateway.store.redis")
+
+# ((name, *args)) -> the RESP request; args are str (sent as UTF-8), bytes, int or float
+pack_command: Callable[[tuple[str | bytes | int | float, ...]], bytes] = hiredis.pack_command  # type: ignore[assignment]
+
+
+def pack(*args: str | bytes | int | float) -> bytes:
+    return pack_command(args)
+
+MAX_REDIRECTS = 5
+
+
+class ReplyError(Exception):
+    """An error reply from Redis (``-NOSCRIPT ...``), handed back as a value."""
+
+    @property
+    def code(self) -> str:
+        return str(self).split(" ", 1)[0]
+
+
+Addr = tuple[str, int]  # (host, port); ("", 0) with ``path`` for a unix socket
+
+
+@dataclass(slots=True, frozen=True)
+class Target:
+    """Where and how to connect: parsed from a store URL."""
+
+    nodes: tuple[Addr, ...]  # one node, or a cluster's seed nodes
+    cluster: bool = False
+    path: str = ""  # unix socket
+    db: int = 0
+    username: str = ""
+    password: str = ""
+    tls: bool = False
+    tls_verify: bool = True
+
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def _addr(part: str) -> Addr:
+    if part.startswith("["):  # [::1]:6379
+        host, _, rest = part[1:].partition("]")
+        return host, int(rest.lstrip(":") or 6379)
+    host, sep, port = part.rpartition(":")
+    return (host, int(port)) if sep else (part, 6379)
+
+
+def parse_url(url: str) -> Target:
+    """``redis://[user:pass@]host:port/db``, ``rediss://…``, ``unix:///path?db=N``,
+    ``redis+cluster://[user:pass@]host:port[,host:port…]`` (``rediss+cluster://`` for TLS)."""
+    u = urlsplit(url)
+    scheme = u.scheme.lower()
+    query = dict(p.split("=", 1) for p in u.query.split("&") if "=" in p)
+    username, password = unquote(u.username or ""), unquote(u.password or "")
+    verify = query.get("ssl_cert_reqs", "required").lower() not in ("none", "optional")
+    if scheme == "unix":
+        return Target((("", 0),), path=unquote(u.path), db=int(query.get("db", "0")), username=username,
+                      password=password)
+    if scheme not in ("redis", "rediss", *CLUSTER_SCHEMES):
+        raise ValueError(f"unsupported Redis URL scheme {u.scheme!r}")
+    nodes = [_addr(part) for part in u.netloc.rsplit("@", 1)[-1].split(",") if part] or [("127.0.0.1", 6379)]
+    cluster = scheme in CLUSTER_SCHEMES
+    db = 0 if cluster else int(u.path.strip("/") or query.get("db", "0"))
+    return Target(tuple(nodes), cluster=cluster, db=db, username=username, password=password,
+                  tls=scheme.startswith("rediss"), tls_verify=verify)
+
+
+class _Group:
+    """Several replies that resolve one future together (a pipeline or MULTI/EXEC)."""
+
+    __slots__ = ("fut", "n", "replies")
+
+    def __init__(self, fut: asyncio.Future[Any], n: int) -> None:
+        self.fut = fut
+        self.n = n
+        self.replies: list[Any] = []
+
+    def done(self) -> bool:
+        return self.fut.done()
+
+
+class Connection(asyncio.Protocol):
+    """One connection to one node: writes buffered per tick, replies matched first in, first out."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, addr: Addr, read_timeout_s: float) -> None:
+        self.loop = loop
+        self.addr = addr
+        self.read_timeout_s = read_timeout_s
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.retire = False  # close once it owes nothing (the slot moved elsewhere)
+        self._reader = hiredis.Reader(replyError=ReplyError, encoding="utf-8")
+        self._out: list[bytes] = []
+        self._out_waiters: list[asyncio.Future[Any] | _Group] = []
+        self._waiting: deque[asyncio.Future[Any] | _Group] = deque()
+        self._flush_scheduled = False
+        self._since = 0.0  # loop time it started owing replies
+        self._last_rx = 0.0
+        self._rx = 0  # data_received calls, for the watchdog's second look
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._suspect_rx = -1
+        self.error: BaseException | None = None
+        self.writes = 0  # transport writes (one per tick with anything to send)
+        self.sent = 0  # requests written (a group counts once)
+
+    # asyncio.Protocol ------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is no subclass)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_rx = self.loop.time()
+        self._rx += 1
+        reader = self._reader
+        waiting = self._waiting
+        try:
+            reader.feed(data)
+            while (reply := reader.gets()) is not False:
+                w = waiting[0]
+                if type(w) is _Group:
+                    w.replies.append(reply)
+                    if len(w.replies) < w.n:
+                        continue
+                    waiting.popleft()
+                    if not w.fut.done():
+                        w.fut.set_result(w.replies)
+                else:
+                    waiting.popleft()
+                    if not w.done():
+                        w.set_result(reply)  # type: ignore[union-attr]
+        except (hiredis.ProtocolError, IndexError) as e:  # garbage, or a reply nobody asked for
+            self.abort(StoreUnavailable(f"redis {self.addr}: bad reply stream: {e!r}"))
+            return
+        if not waiting and self.retire:
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(StoreUnavailable(f"redis {self.addr}: connection lost: {exc!r}"))
+
+    # sending ---------------------------------------------------------
+    def send(self, packed: bytes, n: int = 0) -> asyncio.Future[Any]:
+        """Queue one command; the future gets its reply. With ``n``: ``n`` commands packed together,
+        the future gets the list of their ``n`` replies."""
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        if self.closed:
+            fut.set_exception(self.error or StoreUnavailable(f"redis {self.addr}: connection closed"))
+            return fut
+        self._out.append(packed)
+        self._out_waiters.append(_Group(fut, n) if n else fut)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, waiters = self._out, self._out_waiters
+        self._out, self._out_waiters = [], []
+        if self.closed or self.transport is None:
+            return  # _fail already failed them
+        chunks = []
+        for packed, w in zip(out, waiters, strict=True):
+            if w.done():  # cancelled before it went out: never sent
+                continue
+            chunks.append(packed)
+            self._waiting.append(w)
+        if not chunks:
+            return
+        if len(self._waiting) == len(chunks):  # it owed nothing until now
+            self._since = self.loop.time()
+            self._arm(self.read_timeout_s)
+        self.writes += 1
+        self.sent += len(chunks)
+        self.transport.write(b"".join(chunks))
+
+    # timeouts --------------------------------------------------------
+    def _arm(self, delay: float) -> None:
+        if self._watchdog is None:
+            self._watchdog = self.loop.call_later(delay, self._check)
+
+    def _check(self) -> None:
+        self._watchdog = None
+        if self.closed or not self._waiting:
+            self._suspect_rx = -1
+            return
+        idle = self.loop.time() - max(self._since, self._last_rx)
+        if idle < self.read_timeout_s:
+            self._suspect_rx = -1
+            self._arm(self.read_timeout_s - idle)
+        elif self._suspect_rx != self._rx:
+            # Before declaring it dead, give the loop one pass over its I/O: after
+            # a long stall of our own, the replies may be sitting in the socket.
+            self._suspect_rx = self._rx
+            self._arm(0.01)
+        else:
+            self.abort(StoreUnavailable(f"redis {self.addr}: no reply for {idle:.1f}s (timeout)"))
+
+    # closing ---------------------------------------------------------
+    def _fail(self, exc: BaseException) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.error = exc
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        pending = [*self._waiting, *self._out_waiters]
+        self._waiting.clear()
+        self._out, self._out_waiters = [], []
+        for w in pending:
+            fut = w.fut if isinstance(w, _Group) else w
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def abort(self, exc: BaseException) -> None:
+        self._fail(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self) -> None:
+        self._fail(StoreUnavailable(f"redis {self.addr}: connection closed"))
+        if self.transport is not None:
+            self.transport.close()
+
+    @property
+    def owes(self) -> int:
+        return len(self._waiting) + len(self._out_waiters)
+
+
+def _tls_context(target: Target) -> ssl_mod.SSLContext | None:
+    if not target.tls:
+        return None
+    ctx = ssl_mod.create_default_context()
+    if not target.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl_mod.CERT_NONE
+    return ctx
+
+
+class Client:
+    """Commands to the node that holds the namespace (a single Redis, or one cluster slot's primary)."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        slot_key: str,
+        connect_timeout_s: float = 1.0,
+        read_timeout_s: float = 2.0,
+        discover: Callable[[], Awaitable[Addr]] | None = None,
+    ) -> None:
+        self.target = target
+        self.slot_key = slot_key
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self._discover = discover  # async () -> Addr: the slot's primary, asked of the cluster
+        self.addr: Addr = target.nodes[0]
+        self._conns: dict[Addr, Connection] = {}
+        self._connecting: dict[Addr, asyncio.Task[Connection]] = {}
+        self._resolved = not target.cluster
+        self.redirects = 0
+        self._closed = False
+
+    # public ----------------------------------------------------------
+    async def execute(self, packed: bytes) -> Any:
+        """One packed command; its reply (a ``ReplyError`` for an error reply)."""
+        conn = self._conns.get(self.addr)
+        if conn is None or conn.closed:
+            conn = await self._connection(self.addr)
+        reply = await conn.send(packed)
+        if type(reply) is ReplyError and self.target.cluster:
+            return await self._redirected(reply, packed)
+        return reply
+
+    async def execute_many(self, packed: Sequence[bytes], *, transaction: bool = False) -> list[Any]:
+        """Several commands sent together, never interleaved with others; their replies in order.
+
+        With ``transaction`` they run in MULTI/EXEC: the replies are EXEC's (an
+        error reply inside stays a ``ReplyError`` value).
+        """
+        if not packed:
+            return []
+        body = [pack("MULTI"), *packed, pack("EXEC")] if transaction else list(packed)
+        data = b"".join(body)
+        for redirects in range(MAX_REDIRECTS + 1):
+            conn = self._conns.get(self.addr)
+            if conn is None or conn.closed:
+                conn = await self._connection(self.addr)
+            replies: list[Any] = await conn.send(data, len(body))
+            moved = next((r for r in replies if type(r) is ReplyError and r.code in ("MOVED", "ASK")), None)
+            if moved is None or not self.target.cluster or redirects == MAX_REDIRECTS:
+                break
+            # A batch is re-sent whole to the slot's new home (MULTI/EXEC aborted as a whole).
+            self._follow(moved, ask_ok=False)
+        if not transaction:
+            return replies
+        last = replies[-1]
+        if type(last) is ReplyError:
+            queued = next((r for r in replies[1:-1] if type(r) is ReplyError), last)
+            return [queued] * len(packed)
+        return list(last) if last is not None else []
+
+    @property
+    def connection(self) -> Connection | None:
+        """The live connection to the current node, if any (for stats and tests)."""
+        c = self._conns.get(self.addr)
+        return c if c is not None and not c.closed else None
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for t in list(self._connecting.values()):
+            t.cancel()
+        for c in list(self._conns.values()):
+            c.close()
+        self._conns.clear()
+
+    # connections -----------------------------------------------------
+    async def _connection(self, addr: Addr) -> Connection:
+        if self._closed:
+            raise StoreUnavailable("redis: store closed")
+        task = self._connecting.get(addr)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._open(addr))
+            self._connecting[addr] = task
+            task.add_done_callback(self._opened)
+        return await asyncio.shield(task)
+
+    def _opened(self, task: asyncio.Task[Connection]) -> None:
+        for addr, t in list(self._connecting.items()):
+            if t is task:
+                del self._connecting[addr]
+        if not task.cancelled() and task.exception() is None:
+            conn = task.result()
+            self._conns[conn.addr] = conn
+
+    async def _open(self, addr: Addr) -> Connection:
+        if not self._resolved and addr == self.addr and self._discover is not None:
+            addr = self.addr = await self._resolve()
+        try:
+            return await self._dial(addr)
+        except StoreUnavailable:
+            if self.target.cluster and self._discover is not None:
+                self._resolved = False  # the node may be gone (failover): ask the cluster next time
+            raise
+
+    async def _resolve(self) -> Addr:
+        assert self._discover is not None
+        try:
+            addr: Addr = await self._discover()
+        except Exception as e:
+            raise StoreUnavailable(f"redis cluster: cannot find the node for {self.slot_key!r}: {e!r}") from e
+        self._resolved = True
+        return addr
+
+    async def _dial(self, addr: Addr) -> Connection:
+        loop = asyncio.get_running_loop()
+        t = self.target
+        conn = Connection(loop, addr, self.read_timeout_s)
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                if t.path:
+                    await loop.create_unix_connection(lambda: conn, t.path)
+                else:
+                    await loop.create_connection(lambda: conn, addr[0], addr[1], ssl=_tls_context(t),
+                                                 server_hostname=addr[0] if t.tls else None)
+                hello: list[bytes] = []
+                if t.password:
+                    hello.append(pack("AUTH", t.username, t.password) if t.username else pack("AUTH", t.password))
+                if t.db:
+                    hello.append(pack("SELECT", t.db))
+                if hello:
+                    for r in await conn.send(b"".join(hello), len(hello)):
+                        if type(r) is ReplyError:
+                            raise StoreUnavailable(f"redis {addr}: {r}")
+        except (OSError, TimeoutError) as e:
+            conn.abort(StoreUnavailable(f"redis {addr}: {e!r}"))
+            raise StoreUnavailable(f"redis {addr}: cannot connect: {e!r}") from e
+        except BaseException:
+            conn.abort(StoreUnavailable(f"redis {addr}: connect abandoned"))
+            raise
+        return conn
+
+    # cluster redirects -----------------------------------------------
+    def _follow(self, err: ReplyError, *, ask_ok: bool) -> Addr:
+        parts = str(err).split(" ")
+        host, _, port = parts[2].rpartition(":")
+        to: Addr = (host or self.addr[0], int(port))
+        self.redirects += 1
+        if err.code == "MOVED" or not ask_ok:
+            if to != self.addr:
+                log.info("event=redis_slot_moved key=%s from=%s:%d to=%s:%d", self.slot_key, *self.addr, *to)
+                old = self._conns.get(self.addr)
+                self.addr = to
+                if old is not None:
+                    old.retire = True
+                    if not old.owes:
+                        old.close()
+        return to
+
+    async def _redirected(self, reply: ReplyError, packed: bytes) -> Any:
+        tries = 1
+        while type(reply) is ReplyError and reply.code in ("MOVED", "ASK") and tries <= MAX_REDIRECTS:
+            to = self._follow(reply, ask_ok=True)
+            conn = self._conns.get(to)
+            if conn is None or conn.closed:
+                conn = await self._connection(to)
+            if reply.code == "ASK":
+                asking, reply = await conn.send(pack("ASKING") + packed, 2)
+            else:
+                reply = await conn.send(packed)
+            tries += 1
+        return reply
+
