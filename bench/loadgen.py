@@ -62,6 +62,49 @@ def proc_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from the ppid field of /proc/<pid>/stat."""
+    kids: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        ppid = int(data[data.rindex(b")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(name))
+    return kids
+
+
+def proc_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (``gateway serve --workers N``: the supervisor and its workers)."""
+    kids = _children()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def tree_cpu_s(pid: int) -> float | None:
+    """utime + stime of ``pid`` and its descendants, in seconds; None if ``pid`` is unreadable."""
+    own = proc_cpu_s(pid)
+    if own is None:
+        return None
+    return own + sum(proc_cpu_s(p) or 0.0 for p in proc_tree(pid)[1:])
+
+
+def tree_rss_kb(pid: int) -> int | None:
+    """RSS of ``pid`` and its descendants (KB); None if ``pid`` is unreadable."""
+    own = proc_rss_kb(pid)
+    if own is None:
+        return None
+    return own + sum(proc_rss_kb(p) or 0 for p in proc_tree(pid)[1:])
+
+
 def proc_rss_kb(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
@@ -91,7 +134,8 @@ def self_cpu_s() -> float:
 
 
 class CpuWindow:
-    """CPU seconds used by the server (and redis, and this generator) between two marks."""
+    """CPU seconds used by the server (and redis, and this generator) between two marks; a server's
+    children count as the server (several workers on one port)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = {k: v for k, v in pids.items() if v}
@@ -101,7 +145,7 @@ class CpuWindow:
         self.m1 = (0, 0)
 
     def _read(self) -> dict[str, float | None]:
-        d: dict[str, float | None] = {k: proc_cpu_s(p) for k, p in self.pids.items()}
+        d: dict[str, float | None] = {k: tree_cpu_s(p) for k, p in self.pids.items()}
         d["generator"] = self_cpu_s()
         return d
 
@@ -125,6 +169,16 @@ class CpuWindow:
         total = self.m1[1] - self.m0[1]
         return round(busy / total, 3) if total > 0 else None
 
+    def others_busy(self) -> float | None:
+        """Share of the machine's CPU used by processes outside this step (server, redis, this generator):
+        on a shared machine, what the neighbours took."""
+        busy = self.m1[0] - self.m0[0]
+        total = self.m1[1] - self.m0[1]
+        if total <= 0:
+            return None
+        ours = sum(v for v in self.used_ms().values() if v is not None) / 1000.0 * CLK_TCK
+        return round(max(0.0, busy - ours) / total, 3)
+
 
 # ------------------------------------------------------------------ statistics
 
@@ -147,7 +201,7 @@ def summary(values_s: Iterable[float]) -> dict[str, float | int | None]:
 class Req:
     """One customer message and what came back for it (perf_counter seconds)."""
 
-    __slots__ = ("error", "kind", "measured", "qpos", "t_ack", "t_answer", "t_assigned", "t_first",
+    __slots__ = ("error", "kind", "measured", "qpos", "t_ack", "t_answer", "t_assigned", "t_closed", "t_first",
                  "t_notice", "t_sched", "t_sent")
 
     def __init__(self, kind: str, t_sched: float, measured: bool) -> None:
@@ -160,6 +214,7 @@ class Req:
         self.t_notice = 0.0  # the system "a person will take over" entry (handoff)
         self.t_assigned = 0.0  # the ``assigned`` log entry (handoff)
         self.t_first = 0.0  # first agent message (handoff)
+        self.t_closed = 0.0  # the conversation closed after a handoff: the hand-off lifecycle is over
         self.error = ""
         self.qpos = 0  # highest queue position seen
 
@@ -216,8 +271,12 @@ class LoadGen:
         self.fresh_share = float(spec.get("fresh_share", 0.0))
         self.variants = len(self.questions) * len(self.prefixes) * len(self.suffixes)
         self._stride = self._coprime_stride(self.variants)
-        self._vpos = random.Random(spec.get("seed", 1) * 7919).randrange(max(1, self.variants))
+        # one walk per run (``fresh_seed``); each step goes on from ``fresh_start``, where the runner's last
+        # step against the same gateway process stopped, so no fresh text repeats within that process
+        self._vbase = random.Random(int(spec.get("fresh_seed", 1)) * 7919).randrange(max(1, self.variants))
+        self.fresh_next = int(spec.get("fresh_start", 0))
         self.fresh_sent = 0
+        self.common_sent = 0  # questions sent as one of the common texts (repeats)
         self.handoff_texts: list[str] = list(spec.get("handoff_texts") or ["转人工"])
         self.agent_specs: list[dict[str, str]] = [] if self.echo else list(spec.get("agents") or [])
         self.think_s = float(spec.get("think_s", 0.2))
@@ -416,8 +475,10 @@ class LoadGen:
         elif typ == "closed":
             h = c.handoff
             c.handoff = None
-            if h is not None and not h.t_first:
-                h.error = h.error or f"closed:{f.get('reason')}"
+            if h is not None:
+                h.t_closed = t
+                if not h.t_first:
+                    h.error = h.error or f"closed:{f.get('reason')}"
             self.finished(c)
         elif typ == "welcome":
             c.conv = str(f.get("conversation", ""))
@@ -466,17 +527,20 @@ class LoadGen:
     def question(self) -> str:
         """A repeated common text, or (``fresh_share`` of the time) the next fresh variant.
 
-        Fresh variants walk a permutation of prefix x question x suffix, so none repeats
-        before all of them were sent; the bare questions themselves are skipped there."""
+        Fresh variants walk a permutation of prefix x question x suffix (step k of the walk is
+        ``base + k * stride``), so none repeats before all of them were sent; the bare questions
+        themselves are skipped there. bench/bench_faq.py ``fresh_variants`` walks the same way."""
         nq = len(self.questions)
         if self.variants > nq and self.rng.random() < self.fresh_share:
             while True:
-                self._vpos = (self._vpos + self._stride) % self.variants
-                q, rest = self._vpos % nq, self._vpos // nq
+                self.fresh_next += 1
+                pos = (self._vbase + self.fresh_next * self._stride) % self.variants
+                q, rest = pos % nq, pos // nq
                 p, x = rest % len(self.prefixes), rest // len(self.prefixes)
                 if self.prefixes[p] or self.suffixes[x]:
                     self.fresh_sent += 1
                     return self.prefixes[p] + self.questions[q] + self.suffixes[x]
+        self.common_sent += 1
         return self.questions[self.seq % nq]
 
     def pick(self, kind: str) -> Customer | None:
@@ -593,7 +657,7 @@ class LoadGen:
         idle_s = float(self.spec.get("idle_s", 5))
         burst_rate = float(self.spec.get("burst_rate", sessions))
         pid = self.server_pid
-        rss0 = proc_rss_kb(pid) if pid else None
+        rss0 = tree_rss_kb(pid) if pid else None
         gen_rss0 = proc_rss_kb(os.getpid())
         conn_cpu = CpuWindow(self.spec.get("pids") or {})
         conn_cpu.begin()
@@ -604,14 +668,14 @@ class LoadGen:
         connected = len(self.customers)
         self.phase = "idle"
         await asyncio.sleep(1.0)
-        rss1 = proc_rss_kb(pid) if pid else None
+        rss1 = tree_rss_kb(pid) if pid else None
         gen_rss1 = proc_rss_kb(os.getpid())
         t_idle = perf()
         while perf() < t_idle + idle_s:
             self.fraction = 0.6 + 0.1 * (perf() - t_idle) / max(idle_s, 1e-9)
             await asyncio.sleep(0.1)
         held = sum(1 for c in self.customers if c.ws.close_code is None)
-        rss_idle = proc_rss_kb(pid) if pid else None
+        rss_idle = tree_rss_kb(pid) if pid else None
         # burst: one message per session, open loop at burst_rate
         self.phase = "burst"
         self.rate = burst_rate
@@ -631,7 +695,7 @@ class LoadGen:
         await self.wait_settled(self.drain, 0.85, 0.98)
         t_end = max([r.t_done for r in self.reqs if r.t_done] or [perf()])
         self.cpu.finish()
-        rss2 = proc_rss_kb(pid) if pid else None
+        rss2 = tree_rss_kb(pid) if pid else None
         result = self.report(window=(t0, t_end))
         per_session = ((rss1 - rss0) / connected) if (rss0 is not None and rss1 is not None and connected) else None
         conn_used = conn_cpu.used_ms()
@@ -674,6 +738,8 @@ class LoadGen:
             return out
 
         done_in_window = sum(1 for r in self.reqs if r.t_done and w0 <= r.t_done < w1)
+        # hand-off lifecycles (request, agent reply, close) that ended in the window
+        lifecycles = sum(1 for r in self.reqs if r.kind == "handoff" and r.t_first and w0 <= r.t_closed < w1)
         answers_in_window = sum(1 for r in self.reqs if r.kind == "faq" and r.t_answer and w0 <= r.t_answer < w1)
         within = sum(1 for r in measured if r.t_final and not r.error and r.t_final - r.t_sched <= 30.0)
         used = self.cpu.used_ms()
@@ -685,6 +751,10 @@ class LoadGen:
         def per_msg(key: str) -> float | None:
             v = used.get(key)
             return round(v / acked_in_window, 4) if v is not None and acked_in_window else None
+
+        def per_lifecycle(key: str) -> float | None:
+            v = used.get(key)
+            return round(v / lifecycles, 4) if v is not None and lifecycles else None
 
         errs: dict[str, int] = {}
         for r in measured:
@@ -701,6 +771,9 @@ class LoadGen:
             "acked_in_window": acked_in_window,
             "faq_sent": len(faq),
             "fresh_sent": self.fresh_sent,
+            "fresh_next": self.fresh_next,
+            "common_sent": self.common_sent,
+            "fresh_variants": self.variants,
             "handoff_sent": len(hand),
             "skipped": self.skipped,
             "acked": sum(1 for r in measured if r.t_ack),
@@ -727,9 +800,13 @@ class LoadGen:
             "cpu_ms": used,
             "cpu_ms_per_msg": per_msg("server"),
             "redis_cpu_ms_per_msg": per_msg("redis"),
+            "lifecycles_in_window": lifecycles,
+            "cpu_ms_per_lifecycle": per_lifecycle("server") if hand else None,
+            "redis_cpu_ms_per_lifecycle": per_lifecycle("redis") if hand else None,
             "generator_cpu_ms_per_msg": per_msg("generator"),
             "machine_cpu_busy": self.cpu.machine_busy(),
-            "server_rss_kb": proc_rss_kb(self.server_pid) if self.server_pid else None,
+            "others_cpu_busy": self.cpu.others_busy(),
+            "server_rss_kb": tree_rss_kb(self.server_pid) if self.server_pid else None,
         }
 
 

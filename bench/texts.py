@@ -9,9 +9,10 @@ traditional characters, emoji: they take the bot's ranking path) that the bot
 answers with the expected entry, interleaved with the FAQ's own questions
 (exact hits). Handoff texts are the ones the bot hands to a person.
 
-Prefixes and suffixes (greetings, particles, punctuation) turn the questions
-into tens of thousands of texts the bot has never seen, so a decision cache
-cannot answer all of a run from memory; a pair is kept only if the bot gives
+Prefixes and suffixes (greetings, asking phrases, particles, punctuation) turn
+the questions into hundreds of thousands of texts the bot has never seen, so
+the bench can send every text once per gateway process and no decision cache
+answers any of it from memory; a prefix or suffix is kept only if the bot gives
 every sampled question the same answer with it as without.
 """
 
@@ -23,9 +24,15 @@ from pathlib import Path
 from typing import Any
 
 HANDOFF_CANDIDATES = ("转人工", "人工客服", "我要找人工")
+# greetings, asking phrases, particles, punctuation, emoji: short, as customers type them; with the
+# questions they make a few hundred thousand variants, more than a full run sends to one gateway
+# process (about 150,000 in the faq scenario), so none repeats there
 PREFIXES = ("", "亲，", "你好，", "您好，", "在吗？", "请问", "请问一下，", "老板，", "客服你好，", "麻烦问下，",
-            "hello，", "在不在，", "问一下", "亲亲，")
-SUFFIXES = ("", "？", "?", "呀", "呢", "啊", "~", "！", "。", "😊", "谢谢", "，谢谢", "？？", "哈")
+            "hello，", "在不在，", "问一下", "亲亲，", "哈喽，", "亲在吗？", "你好呀，", "掌柜的，", "客服，",
+            "hi，", "我想问下，", "想问一下，", "咨询一下，", "那个，", "嗯，", "亲，请问", "你好，请问", "在吗，问一下")
+SUFFIXES = ("", "？", "?", "呀", "呢", "啊", "~", "！", "。", "😊", "谢谢", "，谢谢", "？？", "哈",
+            "呀？", "呢？", "啊？", "~~", "！！", "哈哈", "嘛", "…", "🙏", "👍", "～", "!", "吧", "哦", "啦",
+            "，谢谢啦", "??", "。。")
 
 
 def pick(config_path: str, cases_path: str, limit: int = 400) -> dict[str, Any]:
@@ -72,7 +79,7 @@ def pick(config_path: str, cases_path: str, limit: int = 400) -> dict[str, Any]:
     suffixes = [x for x in SUFFIXES if keeps("", x)]
     note = (f"{len(questions)} texts the bot answers: {len(phrasings)} customer phrasings from "
             f"{cases.name} and {len(exact)} FAQ questions; {len(prefixes)} prefixes x {len(suffixes)} suffixes "
-            f"make {len(questions) * len(prefixes) * len(suffixes)} fresh variants")
+            f"make {len(questions) * (len(prefixes) * len(suffixes) - 1)} fresh variants")
     return {"questions": questions, "handoffs": handoffs, "prefixes": prefixes, "suffixes": suffixes,
             "note": note}
 
