@@ -168,6 +168,9 @@ def toml_dumps(d: dict[str, Any]) -> str:
 
 def write_config(tmp: Path, overrides: dict[str, Any] | None = None) -> Path:
     cfg = merge(demo_config(), overrides or {})
+    # one process per gateway in tests (the default is one worker per CPU on Redis); tests of
+    # --workers pass the flag, which overrides this
+    cfg.setdefault("server", {}).setdefault("workers", 1)
     cfg.setdefault("bot", {})
     faq = cfg["bot"].get("faq", "faq.toml")
     if not Path(faq).is_absolute():

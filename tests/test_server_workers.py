@@ -35,7 +35,7 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.server.workers import default_workers, resolve_workers
 from tests.conftest import GatewayProcess, RedisServer, wait_http
-from tests.support import ROOT, Client, free_port, is_, write_config
+from tests.support import DEMO_CONFIG, ROOT, Client, free_port, is_, write_config
 from tests.test_redis_instances import T, View, agent, agent_spec, base_config, customer, say
 
 pytestmark = [pytest.mark.redis,
@@ -336,7 +336,7 @@ def test_a_port_held_by_another_program_fails_the_start(tmp_path: Path, redis_se
 
 
 def test_how_many_workers(tmp_path: Path) -> None:
-    plain, three = write_config(tmp_path), write_config(tmp_path, {"server": {"workers": 3}})
+    plain, three = DEMO_CONFIG, write_config(tmp_path, {"server": {"workers": 3}})  # the demo sets no workers
     redis = "redis://127.0.0.1:6379/0"
     assert 1 <= default_workers() <= (os.cpu_count() or 1)
     assert resolve_workers(None, str(plain), redis) == default_workers()
