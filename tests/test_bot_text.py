@@ -14,6 +14,7 @@ from gateway.bot.engine import _lead
 from gateway.bot.eval import read_cases
 from gateway.bot.normalize import (
     _A_NOT_A_RE,
+    _NFKC_SIMPLE_RE,
     _NOISE_RE,
     _NUMERAL_RE,
     _PARTICLE_REPEAT_RE,
@@ -23,6 +24,7 @@ from gateway.bot.normalize import (
     clauses_many,
     clauses_of_nfkc,
     fold,
+    nfkc,
 )
 from gateway.bot.orders import extract_orders, split_orders, strip_orders
 from gateway.bot.pinyin import HomophoneFixer, sound
@@ -242,3 +244,27 @@ def test_homophone_fix_equals_reference(bot: FaqBot) -> None:
         assert got == _fix_reference(fixer, list(tokens)), c
         fixed += bool(got[1])
     assert fixed >= 10
+
+
+def test_nfkc_shortcut_equals_unicodedata() -> None:
+    simple = [chr(cp) for cp in range(0x110000) if 0xD800 > cp or cp > 0xDFFF]
+    simple = [c for c in simple if _NFKC_SIMPLE_RE.fullmatch(c)]
+    assert len(simple) > 20_000
+    # no character of the class combines with its neighbour: no combining marks, and none is
+    # the second half of a canonical composition
+    seconds = set()
+    for cp in range(0x110000):
+        d = unicodedata.decomposition(chr(cp))
+        if d and not d.startswith("<") and len(d.split()) == 2:
+            seconds.add(chr(int(d.split()[1], 16)))
+    assert not [c for c in simple if unicodedata.combining(c) or c in seconds]
+    for c in simple:
+        assert nfkc(c) == unicodedata.normalize("NFKC", c), hex(ord(c))
+    rnd = random.Random(5)
+    pool = [*simple[:200], *"，。？！～　…①ｶﾞé\u0301\u3099가각ㄱ\u1161", *rnd.sample(simple, 300)]
+    for t in [
+        *_texts(),
+        *_ODD_TEXTS,
+        *("".join(rnd.choices(pool, k=rnd.randint(1, 12))) for _ in range(5000)),
+    ]:
+        assert nfkc(t) == unicodedata.normalize("NFKC", t), t

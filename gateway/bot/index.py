@@ -280,9 +280,10 @@ class _Block:
     """One entry as scoring reads it: rows = its texts, then the entry row."""
 
     post: dict[int, tuple[int, ...]]  # id -> "row * 3 + kind" of every row holding it
-    table: list[tuple[float, float, float, float, float]]  # per row: 1/mass of words, bigrams,
-    # syllable pairs; half the mass of words and bigrams
-    row0: int  # index row of the first text
+    rows: tuple[tuple[int, int, float, float, float, float, float], ...]  # per text row: its index
+    # row, 3 * its row within the entry, 1/mass of words, bigrams, syllable pairs, half the mass
+    # of words and bigrams
+    size: int  # 3 * rows (with the entry row)
     texts: tuple[str, ...]  # compact string of each text row
 
 
@@ -590,12 +591,13 @@ class FaqIndex:
             post: dict[int, list[int]] = {}
             for i, c in zip(self.e_ids[e].tolist(), self.e_code[e].tolist(), strict=True):
                 post.setdefault(i, []).append(c)
-            rows = self.e_rows[e]
-            table: list[tuple[float, float, float, float, float]] = [
-                (r[0], r[1], r[2], r[3], r[4]) for r in self.row_table[rows].tolist()
-            ]
+            rows = self.e_rows[e].tolist()
+            table = self.row_table[rows].tolist()
             b = self._blocks[e] = _Block(
-                {i: tuple(c) for i, c in post.items()}, table, int(rows[0]), tuple(self.e_text[e][:-1])
+                {i: tuple(c) for i, c in post.items()},
+                tuple((row, 3 * r, *table[r]) for r, row in enumerate(rows[:-1])),
+                3 * len(rows),
+                tuple(self.e_text[e][:-1]),
             )
         return b
 
@@ -628,29 +630,25 @@ class FaqIndex:
         qlen = max(len(qc), 1)
         out: list[list[float]] = []
         pos = 0
+        skip = -1 if exclude_doc is None else exclude_doc
         for e, b in zip(cands, blocks, strict=True):
-            table = b.table
-            nr = len(table)
-            m = [0.0] * (3 * nr)
+            m = [0.0] * b.size
             post = b.post
             for i in sorted(post.keys() & ids):  # the ids both have, ascending
                 w = weight[i]
                 for c in post[i]:
                     m[c] += w
-            skip = -1 if exclude_doc is None else exclude_doc - b.row0
             w_dice = w_tcov = b_dice = b_tcov = sounds = best_mw = best_mg = 0.0
-            for r in range(nr - 1):  # the text rows
-                j = 3 * r
-                mw, mg, ms = m[j], m[j + 1], m[j + 2]
+            for row, j, inv_w, inv_g, inv_s, hw, hg in b.rows:  # the text rows
+                mw, mg, ms = m[j : j + 3]
                 if not (mw or mg or ms):
                     continue  # shares nothing: every feature 0
                 if mw > best_mw:
                     best_mw = mw
                 if mg > best_mg:
                     best_mg = mg
-                if r == skip:
+                if row == skip:
                     continue
-                inv_w, inv_g, inv_s, hw, hg = table[r]
                 # dice 2m / (mq + md), the share of the text's weight, syllable pairs heard
                 x = mw / (hqw + hw)
                 if x > w_dice:
@@ -667,9 +665,11 @@ class FaqIndex:
                 x = ms * inv_s
                 if x > sounds:
                     sounds = x
-            ntext = nr - 1
-            if 0 <= skip < ntext:
-                fuzz = max([0.0, *fz[pos : pos + skip], *fz[pos + skip + 1 : pos + ntext]])
+            ntext = len(b.rows)
+            first = b.rows[0][0]
+            if first <= skip < first + ntext:
+                r = skip - first
+                fuzz = max([0.0, *fz[pos : pos + r], *fz[pos + r + 1 : pos + ntext]])
             else:
                 fuzz = max(fz[pos : pos + ntext])
             pos += ntext
@@ -677,7 +677,7 @@ class FaqIndex:
             # entry row), and the rare message words it does not know ("过期", "纸质"): each
             # is a sign of another question. ``best_m*``: the share found in one text of the
             # entry (the entry as a whole may cover a message by a patchwork of its paraphrases).
-            whole_w, whole_g = m[3 * ntext], m[3 * ntext + 1]
+            whole_w, whole_g = m[3 * ntext : 3 * ntext + 2]
             unmatched = min(max(known - whole_w, 0.0) / uidf, 3.0)
             # A keyword counts for the share of the message it explains: 运费险 alone is a
             # strong hint, 退款 inside 退款金额不对 only a weak one.

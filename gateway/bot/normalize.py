@@ -57,9 +57,52 @@ def to_simplified(text: str) -> str:
     return str(zhconv.convert(text, "zh-cn"))
 
 
+def _ranges(cps: Iterable[int]) -> str:
+    """A regex character class body matching exactly the code points ``cps``."""
+    out: list[str] = []
+    run: list[int] = []
+    for cp in sorted(cps):
+        if run and cp == run[-1] + 1:
+            run.append(cp)
+            continue
+        if run:
+            out.append(re.escape(chr(run[0])) + ("-" + re.escape(chr(run[-1])) if len(run) > 1 else ""))
+        run = [cp]
+    if run:
+        out.append(re.escape(chr(run[0])) + ("-" + re.escape(chr(run[-1])) if len(run) > 1 else ""))
+    return "".join(out)
+
+
+# Text made only of these characters needs no Unicode normalization pass: full-width ASCII
+# forms and the ideographic space map to ASCII, everything else (ASCII, CJK ideographs, the
+# CJK and general punctuation, symbols and emoji that NFKC keeps as they are) stays, and none
+# of them combines with a neighbour (no combining marks, no second halves of compositions).
+_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_NFKC_STABLE = [
+    cp
+    for lo, hi in ((0x3001, 0x3040), (0x2000, 0x2070), (0x2190, 0x2200), (0x2600, 0x27C0), (0x1F300, 0x1FB00))
+    for cp in range(lo, hi)
+    if unicodedata.normalize("NFKC", chr(cp)) == chr(cp) and not unicodedata.combining(chr(cp))
+]
+_NFKC_SIMPLE_RE = re.compile(
+    "["
+    + _ranges([*range(0x80), *range(0x3400, 0x4DC0), *range(0x4E00, 0xA000), *_FULLWIDTH, *_NFKC_STABLE])
+    + "]*"
+)
+
+
+def nfkc(text: str) -> str:
+    """``unicodedata.normalize("NFKC", text)``, without its cost for the usual message."""
+    if text.isascii():
+        return text
+    if _NFKC_SIMPLE_RE.fullmatch(text) is not None:
+        return text.translate(_FULLWIDTH)
+    return unicodedata.normalize("NFKC", text)
+
+
 def fold(text: str) -> str:
     """NFKC + lower + simplified; keeps punctuation (used for phrase and order matching)."""
-    return _fold_nfkc(unicodedata.normalize("NFKC", text))
+    return _fold_nfkc(nfkc(text))
 
 
 def _fold_nfkc(text: str) -> str:
@@ -72,7 +115,7 @@ def _fold_nfkc(text: str) -> str:
 
 def clauses(text: str) -> list[str]:
     """``fold`` the text and split it into clauses at punctuation, emoji and spaces."""
-    return list(_clauses(unicodedata.normalize("NFKC", text)))
+    return list(_clauses(nfkc(text)))
 
 
 def clauses_of_nfkc(text: str) -> list[str]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from gateway.bot.normalize import nfkc
+
 _PDD_RE = re.compile(r"(?<![0-9])(\d{6})\s*[-－—_]\s*(\d{15})(?![0-9])")
 _XHS_RE = re.compile(r"(?<![0-9a-z])p(\d{18})(?![0-9])", re.IGNORECASE)
 _LONG_RE = re.compile(r"(?<![0-9a-z\-])(\d{16,20})(?![0-9])", re.IGNORECASE)
@@ -31,10 +33,10 @@ def split_orders(text: str) -> tuple[tuple[str, ...], str]:
     A text without 10 digits in a row (most messages) is normalized once and no
     pattern runs on it.
     """
-    nfkc = unicodedata.normalize("NFKC", text)
-    if _MARK not in nfkc and not _TEN_DIGITS_RE.search(nfkc):
-        return (), nfkc
-    return extract_orders(text), unicodedata.normalize("NFKC", strip_orders(text))
+    body = nfkc(text)
+    if _MARK not in body and not _TEN_DIGITS_RE.search(body):
+        return (), body
+    return extract_orders(text), nfkc(strip_orders(text))
 
 
 def extract_orders(text: str) -> tuple[str, ...]:
