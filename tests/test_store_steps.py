@@ -312,3 +312,20 @@ async def test_set_claim_confirms_a_claim_for_longer(env: Env) -> None:
     assert not await s.claim_once("k", 60.0)
     await s.set_claim("fresh", 60.0)
     assert await s.get_claim("fresh") == "1"
+
+
+async def test_a_claimed_timer_not_reported_done_comes_back(env: Env) -> None:
+    s = env.store
+    await s.schedule("ok", 10.0)
+    await s.schedule("fails", 11.0)
+    assert await s.claim_due(20.0, retry_after=2.0) == ["ok", "fails"]
+    assert await s.claim_due(21.0, done=("ok",), retry_after=2.0) == []  # not yet: claimed 1 s ago
+    assert await s.claim_due(22.0, retry_after=2.0) == ["fails"]  # its fire failed: again
+    assert await s.claim_due(25.0, done=("fails",), retry_after=2.0) == []
+    assert await s.claim_due(99.0, retry_after=2.0) == []
+    # another instance never sees a key this one holds
+    await s.schedule("mine", 100.0)
+    assert await s.claim_due(100.0, retry_after=2.0) == ["mine"]
+    other = await env.twin()
+    if other is not s:
+        assert await other.claim_due(200.0, retry_after=2.0) == []

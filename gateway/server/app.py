@@ -39,12 +39,20 @@ def settle_heap() -> None:
 
 
 async def timer_loop(ctx: Context, interval: float = 0.1) -> None:
-    """Claim due timers (grace, idle close, SLA) and fire them; any instance may claim any."""
+    """Claim due timers (grace, idle close, SLA, unfinished bot turns) and fire them; any instance may claim any.
+
+    A key is reported done only after its fire succeeded: one that failed stays
+    claimed and comes back (``ConversationService.due_timers``), never dropped.
+    """
+    done: list[str] = []
     while True:
         try:
-            for key in await ctx.store.claim_due(time.time()):
+            keys = await ctx.service.due_timers(time.time(), tuple(done))
+            done = []
+            for key in keys:
                 try:
                     await ctx.service.fire(key)
+                    done.append(key)
                 except Exception:
                     log.exception("event=timer_failed key=%s", key)
         except (StoreUnavailable, ConnectionError, OSError) as e:

@@ -53,6 +53,8 @@ from gateway.store import (
 
 log = logging.getLogger("gateway.service")
 
+TIMER_RETRY_S = 2.0  # a timer whose fire failed (store down, a bug) is fired again after this
+
 
 PLATFORM_ID_PREFIX = "p-"
 """Conversations opened for a platform buyer (``meta.platform`` set) have ids with this
@@ -355,6 +357,11 @@ class ConversationService:
         return idle_timer(conversation), (now or time.time()) + self.config.routing.customer_idle_close_s
 
     # ------------------------------------------------------------ timers
+    async def due_timers(self, now: float, done: tuple[str, ...] = ()) -> list[str]:
+        """Claim due timers for this instance: ``done`` are the keys fired since the last call;
+        a claimed key not reported done comes back after ``TIMER_RETRY_S`` (its fire failed)."""
+        return await self.store.claim_due(now, done=done, retry_after=TIMER_RETRY_S)
+
     async def fire(self, key: str) -> None:
         """A due timer, claimed by this instance: one step each."""
         head, sep, ident = key.partition(":")

@@ -348,8 +348,18 @@ class Store(abc.ABC):
     async def cancel(self, key: str) -> None: ...
 
     @abc.abstractmethod
-    async def claim_due(self, now: float, limit: int = 100) -> list[str]:
-        """Remove and return due timers; each is claimed by exactly one caller."""
+    async def claim_due(
+        self, now: float, limit: int = 100, *, done: tuple[str, ...] = (), retry_after: float | None = None
+    ) -> list[str]:
+        """Remove and return due timers; each is claimed by exactly one caller.
+
+        Without ``retry_after`` every earlier claim of this caller counts as
+        finished. With it, the caller reports the keys it fired (``done``); a
+        key it claimed ``retry_after`` seconds ago or more and did not report is
+        returned again (its fire failed, or the claim's reply was lost), so a
+        claimed timer is never dropped while its instance lives (and when it
+        dies, the reaper puts it back).
+        """
 
     # bus -------------------------------------------------------------
     @abc.abstractmethod

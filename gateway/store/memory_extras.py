@@ -13,6 +13,7 @@ class MemoryTimers:
     def __init__(self) -> None:
         self._timers: dict[str, float] = {}
         self._timer_heap: list[tuple[float, str]] = []
+        self._inflight: dict[str, float] = {}  # claimed, not reported done: key -> when claimed
 
     def _schedule(self, key: str, due: float) -> None:
         self._timers[key] = due
@@ -31,13 +32,25 @@ class MemoryTimers:
     async def cancel(self, key: str) -> None:
         self._cancel(key)
 
-    async def claim_due(self, now: float, limit: int = 100) -> list[str]:
+    async def claim_due(
+        self, now: float, limit: int = 100, *, done: tuple[str, ...] = (), retry_after: float | None = None
+    ) -> list[str]:
         out: list[str] = []
+        if retry_after is None:
+            self._inflight.clear()
+        else:
+            for key in done:
+                self._inflight.pop(key, None)
+            for key, claimed in list(self._inflight.items()):
+                if claimed <= now - retry_after and len(out) < limit:
+                    self._inflight[key] = now
+                    out.append(key)
         heap = self._timer_heap
         while heap and heap[0][0] <= now and len(out) < limit:
             due, key = heapq.heappop(heap)
             if self._timers.get(key) == due:  # else cancelled or moved (stale heap item)
                 del self._timers[key]
+                self._inflight[key] = now
                 out.append(key)
         return out
 

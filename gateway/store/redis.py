@@ -301,9 +301,13 @@ class RedisStore(ConversationSteps, Store):
     async def cancel(self, key: str) -> None:
         await self._call("ZREM", self.keys.timers, key)
 
-    async def claim_due(self, now: float, limit: int = 100) -> list[str]:
+    async def claim_due(
+        self, now: float, limit: int = 100, *, done: tuple[str, ...] = (), retry_after: float | None = None
+    ) -> list[str]:
         k = self.keys
-        res = await self._run("claim_due", [k.timers, k.inflight(self.instance)], [repr(now), str(limit)])
+        retry = "" if retry_after is None else repr(now - retry_after)
+        res = await self._run("claim_due", [k.timers, k.inflight(self.instance)],
+                              [repr(now), str(limit), retry, *done])
         return [_str(x) for x in res or ()]
 
     # claims and dead letters -----------------------------------------
