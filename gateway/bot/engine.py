@@ -125,6 +125,7 @@ class FaqBot:
         clear_text_caches()
         self._analyzer.segmenter.clear_cache()
         self._analyzer.clear_caches()
+        self._index.clear_caches()
 
     @property
     def faq_count(self) -> int:

@@ -93,6 +93,7 @@ class Analyzer:
         self._query_cache.clear()
         self._tok_cache.clear()
         self._sub_cache.clear()
+        self.fillers.clear_cache()
         if self._fixer is not None:
             self._fixer.clear_cache()
 
@@ -516,6 +517,10 @@ class FaqIndex:
         unknown = sum(w for t, w in term_w.items() if t not in word_idf)
         mw, mg = total or 1.0, gram_mass or 1.0
         return Query(q, ids, weight, term_w, total, unknown, (mw, mg), (mw / 2.0, mg / 2.0))
+
+    def clear_caches(self) -> None:
+        """Forget looked-up character pairs (benchmarks measuring cold messages)."""
+        self._pair_sound.clear()
 
     def _sound_of_pair(self, pair: str) -> int:
         """Id of the syllable pair of two characters, -1 if the FAQ has none such."""

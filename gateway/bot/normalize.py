@@ -180,14 +180,25 @@ class FillerStripper:
         self._lead = re.compile(rf"^(?:{alt})+")
         # "能退不", "发了没有": a trailing 不/没/没有 only turns the clause into a question.
         self._trail = re.compile(rf"(?:{alt}|没有|[{TRAILING_PARTICLES}不没])+$")
+        self._cache: dict[str, str] = {}  # clause -> stripped (greetings and questions recur)
 
     def strip(self, clause: str) -> str:
+        hit = self._cache.get(clause)
+        if hit is not None:
+            return hit
+        text = clause
         prev = None
-        while prev != clause:
-            prev = clause
-            clause = self._lead.sub("", clause)
-            clause = self._trail.sub("", clause)
-        return clause
+        while prev != text:
+            prev = text
+            text = self._lead.sub("", text)
+            text = self._trail.sub("", text)
+        if len(self._cache) >= 50_000:
+            self._cache.clear()
+        self._cache[clause] = text
+        return text
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
 
 
 def compact(parts: Iterable[str]) -> str:
