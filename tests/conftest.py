@@ -220,3 +220,108 @@ def redis_factory() -> Iterator[Callable[..., RedisServer]]:
     for srv in servers:
         srv.stop()
         shutil.rmtree(srv.dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ redis cluster
+
+
+@dataclass
+class RedisClusterServer:
+    """Three masters on loopback, slots split by ``redis-cli --cluster create``."""
+
+    ports: list[int]
+    dir: Path
+    procs: list[subprocess.Popen[bytes]]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def node_url(self, port: int) -> str:
+        return f"redis://127.0.0.1:{port}/0"
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
+def _need(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        reason = f"{binary} is not installed (apt-get install redis-server; it brings redis-tools)"
+        if os.environ.get("GATEWAY_REQUIRE_REDIS") == "1":
+            pytest.fail(f"GATEWAY_REQUIRE_REDIS=1 but {reason}")
+        pytest.skip(reason)
+    return path
+
+
+def _cluster_port(taken: set[int]) -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    import socket
+
+    for _ in range(200):
+        p = free_port()
+        if p in taken or p + 10000 > 65535:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", p + 10000))
+        except OSError:
+            continue
+        return p
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _cluster_ok(cli: str, port: int) -> bool:
+    out = subprocess.run([cli, "-p", str(port), "cluster", "info"], capture_output=True, timeout=5, check=False)
+    return b"cluster_state:ok" in out.stdout
+
+
+def start_redis_cluster(masters: int = 3) -> RedisClusterServer:
+    server, cli = _need("redis-server"), _need("redis-cli")
+    d = Path(tempfile.mkdtemp(prefix="gw-redis-cluster-"))
+    ports: list[int] = []
+    for _ in range(masters):
+        ports.append(_cluster_port(set(ports)))
+    procs: list[subprocess.Popen[bytes]] = []
+    cluster = RedisClusterServer(ports, d, procs)
+    try:
+        for p in ports:
+            args = [server, "--port", str(p), "--bind", "127.0.0.1", "--dir", str(d), "--cluster-enabled", "yes",
+                    "--cluster-config-file", str(d / f"nodes-{p}.conf"), "--cluster-node-timeout", "5000",
+                    "--save", "", "--appendonly", "no", "--protected-mode", "no"]
+            procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for p, proc in zip(ports, procs, strict=True):
+            _wait_redis(p, proc)
+        out = subprocess.run([cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                              "--cluster-replicas", "0", "--cluster-yes"],
+                             capture_output=True, timeout=60, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {out.stdout.decode()[-2000:]}"
+                               f"{out.stderr.decode()[-2000:]}")
+        end = time.monotonic() + 30
+        while not all(_cluster_ok(cli, p) for p in ports):
+            if time.monotonic() > end:
+                raise TimeoutError("the cluster did not reach cluster_state:ok")
+            time.sleep(0.1)
+    except BaseException:
+        cluster.stop()
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServer]:
+    """A 3-master Redis Cluster for the session, on free loopback ports (tests use fresh namespaces)."""
+    cluster = start_redis_cluster()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(cluster.dir, ignore_errors=True)

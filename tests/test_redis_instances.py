@@ -9,6 +9,8 @@
 
 The three processes are shared by this module; each test uses its own skills and
 agents (channels without bot map to a skill), so they do not see each other.
+Every test runs twice: on one redis-server, and on a 3-master Redis Cluster
+(``redis+cluster://``).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from typing import Any
 import aiohttp
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from gateway.store.keys import Keys
-from tests.conftest import GatewayProcess, RedisServer, wait_http
+from tests.conftest import GatewayProcess, RedisClusterServer, RedisServer, wait_http
 from tests.support import ROOT, Client, free_port, is_, write_config
 
 pytestmark = pytest.mark.redis
@@ -107,13 +110,16 @@ class Cluster:
         return View(self.redis_url, self.namespace)
 
 
-@pytest.fixture(scope="module")
-def trio(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    tmp = tmp_path_factory.mktemp("trio")
+@pytest.fixture(scope="module", params=["redis", "cluster"])
+def trio(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three gateways on one redis-server, then (second param) on a 3-master Redis Cluster."""
+    server: RedisServer | RedisClusterServer = request.getfixturevalue(
+        "redis_server" if request.param == "redis" else "redis_cluster")
+    tmp = tmp_path_factory.mktemp(f"trio-{request.param}")
     namespace = f"trio{uuid.uuid4().hex[:8]}"
     agents = [*LOAD_AGENTS, agent_spec("x1", ["vip2"], 5), agent_spec("x2", ["vip3"], 5), agent_spec("x3", ["vip3"], 5)]
-    procs = spawn(tmp, base_config(namespace, agents), redis_server.url, 3)
-    yield Cluster(procs, namespace, redis_server.url)
+    procs = spawn(tmp, base_config(namespace, agents), server.url, 3)
+    yield Cluster(procs, namespace, server.url)
     stop_all(procs)  # logs stay in pytest's tmp dir (gateway-<port>.log)
 
 
@@ -124,7 +130,12 @@ class View:
     """The store's state as the Redis keys hold it (not through any gateway)."""
 
     def __init__(self, url: str, namespace: str) -> None:
-        self.r = Redis.from_url(url, decode_responses=True)
+        if url.startswith("redis+cluster://"):
+            nodes = [n.rsplit(":", 1) for n in url.split("://", 1)[1].split(",")]
+            self.r: Any = RedisCluster(startup_nodes=[ClusterNode(h, int(p)) for h, p in nodes],
+                                       decode_responses=True)
+        else:
+            self.r = Redis.from_url(url, decode_responses=True)
         self.k = Keys(namespace)
 
     async def close(self) -> None:

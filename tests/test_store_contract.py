@@ -1,8 +1,9 @@
 """The store contract: one suite, both stores, the same outcomes.
 
 This is the definition of the store's semantics (gateway/store/base.py says
-them in words). Every test runs on the memory store and on the Redis store
-(a real redis-server, a fresh namespace per test). ``test_random_sequences_agree``
+them in words). Every test runs on the memory store, on the Redis store (a
+real redis-server, a fresh namespace per test) and on the Redis store over a
+3-master Redis Cluster. ``test_random_sequences_agree``
 runs the same random operations on both and compares every result.
 """
 
@@ -83,10 +84,14 @@ class Env:
         return s
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("cluster", marks=pytest.mark.redis)])
 def backend(request: pytest.FixtureRequest) -> str:
+    """memory, one redis-server, or a 3-master Redis Cluster (``redis+cluster://``; the Redis store either way)."""
     if request.param == "redis":
         return str(request.getfixturevalue("redis_server").url)
+    if request.param == "cluster":
+        return str(request.getfixturevalue("redis_cluster").url)
     return "memory://"
 
 

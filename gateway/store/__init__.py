@@ -50,14 +50,17 @@ __all__ = [
 
 
 def open_store(url: str, namespace: str, instance: str = "") -> Store:
-    """A store for ``url``: ``memory://`` or ``redis://host:port/db``."""
+    """A store for ``url``: ``memory://``, ``redis://host:port/db`` (also ``rediss://``, ``unix://``) or
+    ``redis+cluster://host:port[,host:port…]`` (a Redis Cluster; ``rediss+cluster://`` with TLS)."""
     if url.startswith("memory://") or url == "memory":
         return MemoryStore(namespace)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
+        from gateway.store.redis import RedisStore
+
         try:
-            from gateway.store.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as e:  # pragma: no cover - until the Redis store lands
-            raise ConfigError("store.url", f"the Redis store is not available: {e}") from e
-        store: Store = RedisStore(url, namespace, instance=instance)
+            store: Store = RedisStore(url, namespace, instance=instance)
+        except ValueError as e:
+            raise ConfigError("store.url", f"{url!r}: {e}") from e
         return store
-    raise ConfigError("store.url", f"unsupported store URL {url!r} (use memory:// or redis://host:port/db)")
+    raise ConfigError("store.url", f"unsupported store URL {url!r} "
+                      "(use memory://, redis://host:port/db or redis+cluster://host:port,host:port)")

@@ -1,5 +1,8 @@
 """The Redis store (``redis://host:port/db``): many gateway instances, one Redis.
 
+Or one Redis Cluster (``redis+cluster://host:port[,host:port…]``): a namespace
+is one hash slot, so each store talks to one node, the slot's primary.
+
 Same semantics as the memory store (``tests/test_store_contract.py`` holds both
 to them). Every step that changes routing state is one Lua script in
 ``gateway/store/lua/`` (loaded once, EVALSHA, reloaded on NOSCRIPT), so the
@@ -9,7 +12,9 @@ together or not at all. Keys: ``gateway/store/keys.py``.
 This module is the Store methods; the jobs around them live next to it:
 
 - ``redis_runner``: the script runner (EVALSHA, NOSCRIPT reload) and the
-  mapping of connection trouble to ``StoreUnavailable``;
+  mapping of error replies and connection trouble to the store's errors;
+- ``redis_conn``: the RESP client under it: one connection, auto-pipelined
+  (one write per event-loop tick), cluster redirects;
 - ``redis_bus``: the pub/sub reader (RESYNC after a reconnect) and publish;
 - ``redis_liveness``: heartbeat, reaping dead instances, rebinding sessions.
 

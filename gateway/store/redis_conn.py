@@ -24,9 +24,14 @@ Rules kept from the redis-py pool this replaces:
   comes out as ``CancelledError`` (no library in between can swallow it).
 
 A Redis Cluster is the same with one twist: all of a namespace's keys share one
-hash slot, so the client talks to that slot's primary and follows ``MOVED``
-(the slot moved: switch nodes and send again) and ``ASK`` (the slot is being
-migrated: ``ASKING`` + the command on the node named).
+hash slot, so the client talks to that slot's primary (found with redis-py's
+cluster client at the first connect, and again after that node fails) and
+follows ``MOVED`` (the slot moved: switch nodes and send again) and ``ASK`` (the
+slot is being migrated: ``ASKING`` + the command on the node named). While a
+slot migrates, a multi-key command (every script: ``KEYS[1]`` is the bare
+prefix, which never exists) gets ``TRYAGAIN`` and did not run; it is sent again
+with a short backoff for up to ``migrate_wait_s`` (moving one namespace's keys
+takes milliseconds), then ``StoreUnavailable``.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ def pack(*args: str | bytes | int | float) -> bytes:
     return pack_command(args)
 
 MAX_REDIRECTS = 5
+_CLUSTER_RETRY = frozenset(("MOVED", "ASK", "TRYAGAIN"))
 
 
 class ReplyError(Exception):
@@ -294,12 +300,14 @@ class Client:
         connect_timeout_s: float = 1.0,
         read_timeout_s: float = 2.0,
         discover: Callable[[], Awaitable[Addr]] | None = None,
+        migrate_wait_s: float = 1.0,
     ) -> None:
         self.target = target
         self.slot_key = slot_key
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
         self._discover = discover  # async () -> Addr: the slot's primary, asked of the cluster
+        self.migrate_wait_s = migrate_wait_s  # how long TRYAGAIN (a slot mid-migration) is waited out
         self.addr: Addr = target.nodes[0]
         self._conns: dict[Addr, Connection] = {}
         self._connecting: dict[Addr, asyncio.Task[Connection]] = {}
@@ -328,16 +336,31 @@ class Client:
             return []
         body = [pack("MULTI"), *packed, pack("EXEC")] if transaction else list(packed)
         data = b"".join(body)
-        for redirects in range(MAX_REDIRECTS + 1):
-            conn = self._conns.get(self.addr)
-            if conn is None or conn.closed:
-                conn = await self._connection(self.addr)
+        moved, waited = 0, 0.0
+        for _ in range(100):
+            conn = await self._connection_to(self.addr)
             replies: list[Any] = await conn.send(data, len(body))
-            moved = next((r for r in replies if type(r) is ReplyError and r.code in ("MOVED", "ASK")), None)
-            if moved is None or not self.target.cluster or redirects == MAX_REDIRECTS:
+            if not self.target.cluster:
                 break
-            # A batch is re-sent whole to the slot's new home (MULTI/EXEC aborted as a whole).
-            self._follow(moved, ask_ok=False)
+            err = next((r for r in replies if type(r) is ReplyError and r.code in _CLUSTER_RETRY), None)
+            if err is None:
+                break
+            if err.code == "MOVED" and moved < MAX_REDIRECTS:
+                moved += 1
+                self._follow(err)
+                continue  # the slot has a new home: the whole batch again, there
+            if err.code == "ASK" and not transaction:
+                # The slot is being migrated and these keys already left: the batch once more on
+                # the node named, each command behind its own ASKING. (A batch outside MULTI is
+                # sent again whole after a redirect: keep such batches idempotent.)
+                conn = await self._connection_to(self._follow(err))
+                replies = (await conn.send(b"".join(pack("ASKING") + p for p in packed), 2 * len(packed)))[1::2]
+                if not any(type(r) is ReplyError and r.code == "TRYAGAIN" for r in replies):
+                    break
+            # TRYAGAIN, or a transaction mid-migration: nothing ran; again shortly
+            waited = await self._pause(waited)
+            if waited < 0:
+                break
         if not transaction:
             return replies
         last = replies[-1]
@@ -361,6 +384,12 @@ class Client:
         self._conns.clear()
 
     # connections -----------------------------------------------------
+    async def _connection_to(self, addr: Addr) -> Connection:
+        conn = self._conns.get(addr)
+        if conn is None or conn.closed:
+            conn = await self._connection(addr)
+        return conn
+
     async def _connection(self, addr: Addr) -> Connection:
         if self._closed:
             raise StoreUnavailable("redis: store closed")
@@ -427,33 +456,47 @@ class Client:
         return conn
 
     # cluster redirects -----------------------------------------------
-    def _follow(self, err: ReplyError, *, ask_ok: bool) -> Addr:
+    def _follow(self, err: ReplyError) -> Addr:
+        """Where a MOVED or ASK reply points; after MOVED that node is where the commands go from now on."""
         parts = str(err).split(" ")
         host, _, port = parts[2].rpartition(":")
         to: Addr = (host or self.addr[0], int(port))
         self.redirects += 1
-        if err.code == "MOVED" or not ask_ok:
-            if to != self.addr:
-                log.info("event=redis_slot_moved key=%s from=%s:%d to=%s:%d", self.slot_key, *self.addr, *to)
-                old = self._conns.get(self.addr)
-                self.addr = to
-                if old is not None:
-                    old.retire = True
-                    if not old.owes:
-                        old.close()
+        if err.code == "MOVED" and to != self.addr:
+            log.info("event=redis_slot_moved key=%s from=%s:%d to=%s:%d", self.slot_key, *self.addr, *to)
+            old = self._conns.get(self.addr)
+            self.addr = to
+            if old is not None:
+                old.retire = True
+                if not old.owes:
+                    old.close()
         return to
 
     async def _redirected(self, reply: ReplyError, packed: bytes) -> Any:
-        tries = 1
-        while type(reply) is ReplyError and reply.code in ("MOVED", "ASK") and tries <= MAX_REDIRECTS:
-            to = self._follow(reply, ask_ok=True)
-            conn = self._conns.get(to)
-            if conn is None or conn.closed:
-                conn = await self._connection(to)
-            if reply.code == "ASK":
-                asking, reply = await conn.send(pack("ASKING") + packed, 2)
+        moved, waited = 0, 0.0
+        for _ in range(100):
+            if type(reply) is not ReplyError:
+                break
+            code = reply.code
+            if code == "MOVED" and moved < MAX_REDIRECTS:
+                moved += 1
+                reply = await (await self._connection_to(self._follow(reply))).send(packed)
+            elif code == "ASK":
+                # The slot is migrating and this command's keys already left: once, on the node named.
+                _, reply = await (await self._connection_to(self._follow(reply))).send(pack("ASKING") + packed, 2)
+            elif code == "TRYAGAIN" and (waited := await self._pause(waited)) >= 0:
+                # A multi-key command while its slot migrates (some or all keys not where it ran;
+                # a script's KEYS[1], the bare prefix, never exists): it did not run. Again shortly,
+                # until the migration of the namespace's keys (milliseconds) is done and MOVED says where.
+                reply = await (await self._connection_to(self.addr)).send(packed)
             else:
-                reply = await conn.send(packed)
-            tries += 1
+                break
         return reply
 
+    async def _pause(self, waited: float) -> float:
+        """Back off before trying a command the cluster did not run; -1 once ``migrate_wait_s`` is spent."""
+        if waited >= self.migrate_wait_s:
+            return -1.0
+        delay = min(max(0.005, waited), 0.1)
+        await asyncio.sleep(delay)
+        return waited + delay

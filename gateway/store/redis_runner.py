@@ -89,13 +89,15 @@ class ScriptRunner:
     async def _discover(self) -> Addr:
         """The primary that holds our slot, asked with redis-py's cluster client."""
         from redis.asyncio.cluster import ClusterNode, RedisCluster
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         t = self.target
         rc = RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in t.nodes], username=t.username or None,
             password=t.password or None, ssl=t.tls, ssl_cert_reqs="required" if t.tls_verify else "none",
             socket_connect_timeout=self.connect_timeout_s, socket_timeout=self.connect_timeout_s,
-            require_full_coverage=False, cluster_error_retry_attempts=1,
+            require_full_coverage=False, retry=Retry(NoBackoff(), 0),
         )
         try:
             await rc.initialize()
