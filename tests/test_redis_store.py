@@ -426,6 +426,35 @@ async def test_ping_answers_fast_when_redis_hangs(redis_factory: Callable[..., R
         await until(ready, 10, "ping after SIGCONT")
 
 
+async def test_a_silent_bus_is_pinged_then_made_again(redis_factory: Callable[..., RedisServer]) -> None:
+    srv = redis_factory()
+    events: Events = []
+    s = RedisStore(srv.url, ns(), instance="A")
+    s._bus.health_s = 0.2
+    await s.start(lambda t, p: events.append((t, p)))
+    try:
+        await s.create_conversation(Conversation("c1", "u1"))
+        assert srv.proc is not None
+        os.kill(srv.proc.pid, signal.SIGSTOP)  # the subscription's socket stays open, and says nothing
+        await asyncio.sleep(0.7)
+        os.kill(srv.proc.pid, signal.SIGCONT)
+
+        async def resynced() -> bool:
+            return any(t == RESYNC for t, _ in events)
+
+        await until(resynced, 5, "RESYNC after the silent bus was made again")
+        assert s.bus_reconnects >= 1
+        n = len(events)
+        await s.append("c1", {"type": "message", "text": "after"})
+
+        async def rung() -> bool:
+            return any(t == "c:c1" and p.get("text") == "after" for t, p in events[n:])
+
+        await until(rung, 5, "ring on the new subscription")
+    finally:
+        await s.close()
+
+
 # ------------------------------------------------------------------ liveness
 
 

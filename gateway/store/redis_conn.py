@@ -289,6 +289,27 @@ def _tls_context(target: Target) -> ssl_mod.SSLContext | None:
     return ctx
 
 
+async def dial(target: Target, addr: Addr, factory: Callable[[], asyncio.Protocol]) -> asyncio.BaseTransport:
+    """Open a connection to ``addr`` (or the target's unix socket, with TLS if it says so)."""
+    loop = asyncio.get_running_loop()
+    if target.path:
+        transport, _ = await loop.create_unix_connection(factory, target.path)
+    else:
+        transport, _ = await loop.create_connection(factory, addr[0], addr[1], ssl=_tls_context(target),
+                                                    server_hostname=addr[0] if target.tls else None)
+    return transport
+
+
+def hello_commands(target: Target, *, select: bool = True) -> list[bytes]:
+    """What a new connection sends first: AUTH, and SELECT for a database other than 0."""
+    out: list[bytes] = []
+    if target.password:
+        out.append(pack("AUTH", target.username, target.password) if target.username else pack("AUTH", target.password))
+    if target.db and select:
+        out.append(pack("SELECT", target.db))
+    return out
+
+
 class Client:
     """Commands to the node that holds the namespace (a single Redis, or one cluster slot's primary)."""
 
@@ -433,16 +454,8 @@ class Client:
         conn = Connection(loop, addr, self.read_timeout_s)
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                if t.path:
-                    await loop.create_unix_connection(lambda: conn, t.path)
-                else:
-                    await loop.create_connection(lambda: conn, addr[0], addr[1], ssl=_tls_context(t),
-                                                 server_hostname=addr[0] if t.tls else None)
-                hello: list[bytes] = []
-                if t.password:
-                    hello.append(pack("AUTH", t.username, t.password) if t.username else pack("AUTH", t.password))
-                if t.db:
-                    hello.append(pack("SELECT", t.db))
+                await dial(t, addr, lambda: conn)
+                hello = hello_commands(t)
                 if hello:
                     for r in await conn.send(b"".join(hello), len(hello)):
                         if type(r) is ReplyError:
