@@ -1131,6 +1131,19 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def neighbours_note(rows: list[dict[str, Any]]) -> list[str]:
+    """A warning when processes outside the bench used a noticeable share of the machine in the windows."""
+    xs = sorted(x["others_cpu_busy"] for r in rows for x in (r.get("runs") or []) + (r.get("baseline_runs") or [])
+                if x.get("others_cpu_busy") is not None)
+    if not xs or xs[-1] < 0.15:
+        return []
+    return [f"**Shared machine:** processes outside the bench used {xs[0]:.0%}-{xs[-1]:.0%} of the machine's CPU "
+            f"during the measured windows (median {statistics.median(xs):.0%}; `others_cpu_busy` per step). Where "
+            "they left the gateway too little CPU, latency and throughput say more about them than about the "
+            "gateway; CPU per message holds up better (a starved process handles more messages per wake-up, "
+            "so it also reads somewhat low, the echo's most).", ""]
+
+
 def readme(rows: list[dict[str, Any]], quick: bool, info: dict[str, Any], plotted: bool, started: str,
            note: str, source: str = "", command: str = "") -> str:
     m = info
@@ -1144,6 +1157,7 @@ def readme(rows: list[dict[str, Any]], quick: bool, info: dict[str, Any], plotte
         f"Python {m['python']} ({m['implementation']}), Linux {m['kernel']}. Gateway, load generator, "
         "echo server and redis-server share these CPUs." + (f" Gateway under test: {source}." if source else ""),
         "",
+        *neighbours_note(rows),
         md_table(rows),
         "",
         "Medians over the repetitions; `range` is the lowest and highest p99 of the repetitions. "
