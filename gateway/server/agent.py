@@ -202,12 +202,14 @@ class AgentSession:
             self.peer.send({"type": "ack", "id": fid, "ts": time.time()})
 
     # ------------------------------------------------------------ loop
+    def who(self) -> str:
+        return f"agent={self.agent}"
+
     async def run(self) -> None:
         ctx = self.ctx
         hello = await read_hello(self.ws, AGENT_TYPES, ctx.config.limits.hello_timeout_s)
         if hello is None:
             return
-        self.peer.start()
         ctx.peers.add(self.peer)
         signed_in = False
         try:
@@ -220,7 +222,8 @@ class AgentSession:
                 return
             if not signed_in:
                 return
-            await serve_frames(self.ws, AGENT_TYPES, self.on_frame, self.peer.send, f"agent={self.agent}")
+            del hello
+            await serve_frames(self.ws, AGENT_TYPES, self)
         finally:
             ctx.peers.discard(self.peer)
             ctx.hub.drop(self.peer)

@@ -24,15 +24,19 @@ log = logging.getLogger("gateway.customer")
 
 
 class CustomerSession:
+    # Thousands of these sit idle at once: slots, and nothing built before it is needed.
+    __slots__ = ("bucket", "channel", "closed", "conversation", "ctx", "customer", "last_with_agent", "name", "outlet",
+                 "peer", "typing_bucket", "vip", "ws")
+
     def __init__(self, ctx: Context, ws: web.WebSocketResponse) -> None:
         self.ctx = ctx
         self.ws = ws
         self.outlet = WsOutlet(ws)
-        lim = ctx.config.limits
-        self.peer = Peer(Peer.CUSTOMER, self.outlet, ctx.service.read_log, lim.send_queue)
+        self.peer = Peer(Peer.CUSTOMER, self.outlet, ctx.service.read_log, ctx.config.limits.send_queue)
         self.peer.on_entry = self._seen
-        self.bucket = TokenBucket(lim.customer_messages, lim.customer_window_s, time.monotonic())
-        self.typing_bucket = TokenBucket(5, 5.0, time.monotonic())
+        # Token buckets start full, so one made at the first frame is the one made at connect.
+        self.bucket: TokenBucket | None = None
+        self.typing_bucket: TokenBucket | None = None
         self.customer = ""
         self.name = ""
         self.channel = "web"
@@ -123,7 +127,7 @@ class CustomerSession:
             current = await svc.conversation(conv.id)
             position = await svc.queue_position(current) if current is not None else 0
             if current is not None and position:  # a resume while waiting
-                peer.positions[conv.id] = position
+                peer.note_position(conv.id, position)
                 await self.outlet.send_frame({"type": "queued", "position": position, "skill": current.skill})
 
         peer.call(welcome)
@@ -132,9 +136,14 @@ class CustomerSession:
     async def on_frame(self, frame: dict[str, Any]) -> None:
         t = frame["type"]
         if t == "typing":
+            if self.typing_bucket is None:
+                self.typing_bucket = TokenBucket(5, 5.0, time.monotonic())
             if self.typing_bucket.allow(time.monotonic()) and not self.closed:
                 await self.ctx.service.typing_from_customer(self.conversation)
             return
+        if self.bucket is None:
+            lim = self.ctx.config.limits
+            self.bucket = TokenBucket(lim.customer_messages, lim.customer_window_s, time.monotonic())
         if not self.bucket.allow(time.monotonic()):
             raise RateLimited("too many messages, slow down", frame_id=frame.get("id"))
         if t == "message":
@@ -193,12 +202,14 @@ class CustomerSession:
         self.peer.send(ack)
 
     # ---------------------------------------------------------------- loop
+    def who(self) -> str:
+        return f"customer={self.customer} conversation={self.conversation}"
+
     async def run(self) -> None:
         ctx = self.ctx
         hello = await read_hello(self.ws, CUSTOMER_TYPES, ctx.config.limits.hello_timeout_s)
         if hello is None:
             return
-        self.peer.start()
         ctx.peers.add(self.peer)
         METRICS.customers_connected.inc()
         try:
@@ -210,8 +221,8 @@ class CustomerSession:
                 await self.outlet.send_frame(error_for(Unavailable("the service is unavailable, retry")))
                 await self.outlet.close(1011, "store unavailable")
                 return
-            await serve_frames(self.ws, CUSTOMER_TYPES, self.on_frame, self.peer.send,
-                               f"customer={self.customer} conversation={self.conversation}")
+            del hello  # not held for the session's life
+            await serve_frames(self.ws, CUSTOMER_TYPES, self)
         finally:
             METRICS.customers_connected.dec()
             ctx.peers.discard(self.peer)

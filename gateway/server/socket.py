@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 
 from gateway.errors import BadFrame, ProtocolError, StoreUnavailable, Unavailable
 from gateway.protocol import encode, error_frame, parse_frame
+from gateway.service.delivery import Peer
 from gateway.service.metrics import METRICS
 
 log = logging.getLogger("gateway.socket")
 
 
 class WsOutlet:
+    __slots__ = ("ws",)
+
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
 
@@ -69,36 +71,47 @@ def frame_from(msg: aiohttp.WSMessage, allowed: frozenset[str]) -> dict[str, Any
     return parse_frame(msg.data, allowed)
 
 
-async def serve_frames(
-    ws: web.WebSocketResponse,
-    allowed: frozenset[str],
-    on_frame: Callable[[dict[str, Any]], Awaitable[None]],
-    reply: Callable[[dict[str, Any]], None],
-    who: str,
-) -> None:
+class FrameSession(Protocol):
+    """What ``serve_frames`` serves: a session's frame handler, its ordered peer, its name in logs."""
+
+    peer: Peer
+
+    async def on_frame(self, frame: dict[str, Any]) -> None: ...
+
+    def who(self) -> str: ...
+
+
+_ENDED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+
+
+async def serve_frames(ws: web.WebSocketResponse, allowed: frozenset[str], session: FrameSession) -> None:
     """Read frames until the socket closes; every failure of one frame becomes its ``error`` frame.
 
-    ``reply`` queues a frame behind what the session already sent (acks, entries).
+    The error goes out through ``session.peer``, behind what the session already sent (acks, entries).
+    Nothing of a frame is held once it is handled: an idle session keeps only its own state.
     """
-    async for msg in ws:
-        if msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
+    while True:
+        msg = await ws.receive()
+        if msg.type in _ENDED:
             break
         fid: str | None = None
+        frame: dict[str, Any] | None = None
         try:
             frame = frame_from(msg, allowed)
             fid = frame.get("id")
-            await on_frame(frame)
+            await session.on_frame(frame)
         except ProtocolError as e:
             if e.frame_id is None:
                 e.frame_id = fid
-            reply(error_for(e))
+            session.peer.send(error_for(e))
         except (StoreUnavailable, ConnectionError, OSError) as e:
             METRICS.store_unavailable.inc()
-            log.warning("event=store_unavailable %s error=%r", who, e)
-            reply(error_for(Unavailable("nothing was stored, try again", frame_id=fid)))
+            log.warning("event=store_unavailable %s error=%r", session.who(), e)
+            session.peer.send(error_for(Unavailable("nothing was stored, try again", frame_id=fid)))
         except Exception:  # a bug handling one frame must not end the session
-            log.exception("event=frame_failed %s", who)
-            reply(error_for(Unavailable("internal error, try again", frame_id=fid)))
+            log.exception("event=frame_failed %s", session.who())
+            session.peer.send(error_for(Unavailable("internal error, try again", frame_id=fid)))
+        del msg, frame
 
 
 async def accept_socket(request: web.Request, max_frame_bytes: int, accepting: bool) -> web.WebSocketResponse:

@@ -3,8 +3,9 @@ conversation, in seq order, without duplicates, whatever the bus did.
 
 The bus (memory listener or Redis pub/sub) only rings the bell. Each peer keeps
 the last seq it delivered per conversation; an entry at ``last + 1`` goes out,
-an older one is dropped, and a gap is filled from the log. One task per peer
-does all of it in order, so a slow peer never holds up the others.
+an older one is dropped, and a gap is filled from the log. Each peer does all
+of it in order in its own task (started when something arrives, gone while the
+peer is idle), so a slow peer never holds up the others.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -38,7 +40,18 @@ LogReader = Callable[[str, int], Awaitable[list[Entry]]]
 
 
 class Peer:
-    """One local client session with an ordered, bounded inbox."""
+    """One local client session with an ordered, bounded inbox.
+
+    An idle peer holds no task and no queue: the first item pushed creates the
+    inbox and a task that drains it in order and ends when it is empty (a held,
+    idle socket is the common case, and a task, its coroutines and a queue cost
+    kilobytes each). The same ordering and bounds as one long-lived task: one
+    drainer at a time, items in push order, and more than ``maxsize`` items
+    waiting drops the peer (1013).
+    """
+
+    __slots__ = ("_inbox", "_maxsize", "_read_log", "_task", "closed", "kind", "on_agent_event", "on_entry",
+                 "on_resync", "outlet", "positions", "watches")
 
     CUSTOMER = "customer"
     AGENT = "agent"
@@ -47,36 +60,59 @@ class Peer:
         self.kind = kind
         self.outlet = outlet
         self._read_log = read_log
+        self._maxsize = maxsize
         self.watches: dict[str, int] = {}  # conversation -> last seq delivered; -1 = not started
-        self.positions: dict[str, int] = {}  # last queue position sent per conversation
-        self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(maxsize)
-        self._task: asyncio.Task[None] | None = None
+        self.positions: dict[str, int] | None = None  # last queue position sent per conversation
+        self._inbox: deque[tuple[Any, ...]] | None = None  # items waiting; None while idle
+        self._task: asyncio.Task[None] | None = None  # the drainer, while there is something to do
         self.closed = False
         self.on_entry: Callable[[str, Entry], None] | None = None  # session hook (seen closed, assigned…)
         self.on_agent_event: Callable[[Frame], None] | None = None  # agent sessions: a:<id> bus messages
         self.on_resync: Callable[[], Awaitable[None]] | None = None  # agent sessions: re-check holdings
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
     async def stop(self) -> None:
         self.closed = True
-        if self._task is not None:
-            self._task.cancel()
+        self._inbox = None
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await task
+
+    def note_position(self, conversation: str, position: int) -> bool:
+        """Record the queue position last told for ``conversation``; False if it is unchanged."""
+        positions = self.positions
+        if positions is None:
+            positions = self.positions = {}
+        elif positions.get(conversation) == position:
+            return False
+        positions[conversation] = position
+        return True
+
+    def forget(self, conversation: str) -> None:
+        self.watches.pop(conversation, None)
+        if self.positions is not None:
+            self.positions.pop(conversation, None)
+            if not self.positions:
+                self.positions = None
 
     # producers (sync, never block) ----------------------------------
     def _push(self, item: tuple[Any, ...]) -> None:
         if self.closed:
             return
-        try:
-            self._inbox.put_nowait(item)
-        except asyncio.QueueFull:
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = deque()
+        elif 0 < self._maxsize <= len(inbox):
             # A consumer this slow cannot keep up; it resumes from the log.
             self.closed = True
+            self._inbox = None
             log.warning("event=peer_overflow kind=%s", self.kind)
             asyncio.get_running_loop().create_task(self.outlet.close(1013, "too slow, reconnect and resume"))
+            return
+        inbox.append(item)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(inbox))
 
     def send(self, frame: Frame) -> None:
         self._push(("frame", frame))
@@ -96,10 +132,11 @@ class Peer:
             self.call(self.on_resync)
 
     # consumer --------------------------------------------------------
-    async def _run(self) -> None:
+    async def _run(self, inbox: deque[tuple[Any, ...]]) -> None:
+        """Drain ``inbox`` in order; end when it is empty (the next push starts a new drainer)."""
         try:
-            while True:
-                item = await self._inbox.get()
+            while inbox and self._inbox is inbox:
+                item = inbox.popleft()
                 kind = item[0]
                 if kind == "frame":
                     await self.outlet.send_frame(item[1])
@@ -109,13 +146,20 @@ class Peer:
                     await self.sync(item[1])
                 else:
                     await item[1]()
+                del item  # hold nothing of what was delivered while waiting for the next push
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the socket went away or the store failed: end this peer
             log.info("event=peer_ended kind=%s error=%r", self.kind, e)
             self.closed = True
+            self._inbox = None
             with contextlib.suppress(Exception):
                 await self.outlet.close(1011, "delivery failed, reconnect and resume")
+        finally:
+            # No await between the empty check and here: a push from now on starts a new drainer.
+            self._task = None
+            if self._inbox is inbox and not inbox:
+                self._inbox = None
 
     async def _deliver(self, conversation: str, entry: Entry) -> None:
         last = self.watches.get(conversation)
@@ -166,22 +210,27 @@ class Hub:
     """This instance's registry of peers, fed by the store's bus listener."""
 
     def __init__(self) -> None:
-        self.watchers: dict[str, set[Peer]] = {}
+        # conversation -> the local peers watching it: a tuple, since it is almost always one
+        # customer (and an agent), rarely changes and is read on every bus message.
+        self.watchers: dict[str, tuple[Peer, ...]] = {}
         self.agents: dict[str, Peer] = {}
         # Observers of every bus message on this instance (platform adapters' outbound).
         self.taps: list[Callable[[str, dict[str, Any]], None]] = []
 
     def watch(self, conversation: str, peer: Peer, last_seq: int = -1) -> None:
         peer.watches.setdefault(conversation, last_seq)
-        self.watchers.setdefault(conversation, set()).add(peer)
+        peers = self.watchers.get(conversation, ())
+        if peer not in peers:
+            self.watchers[conversation] = (*peers, peer)
 
     def unwatch(self, conversation: str, peer: Peer) -> None:
-        peer.watches.pop(conversation, None)
-        peer.positions.pop(conversation, None)
+        peer.forget(conversation)
         peers = self.watchers.get(conversation)
-        if peers is not None:
-            peers.discard(peer)
-            if not peers:
+        if peers is not None and peer in peers:
+            rest = tuple(p for p in peers if p is not peer)
+            if rest:
+                self.watchers[conversation] = rest
+            else:
                 del self.watchers[conversation]
 
     def drop(self, peer: Peer) -> None:
@@ -224,6 +273,5 @@ class Hub:
     def _queue_moved(self, skill: str, queue: list[str]) -> None:
         for i, conversation in enumerate(queue):
             for p in self.watchers.get(conversation, ()):
-                if p.kind == Peer.CUSTOMER and p.positions.get(conversation) != i + 1:
-                    p.positions[conversation] = i + 1
+                if p.kind == Peer.CUSTOMER and p.note_position(conversation, i + 1):
                     p.send({"type": "queued", "position": i + 1, "skill": skill})
