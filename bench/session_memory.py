@@ -177,6 +177,8 @@ class Child:
                 break
             except OSError:
                 if self.p.poll() is not None or time.monotonic() > deadline:
+                    self.p.kill()
+                    self.p.wait(5)
                     raise RuntimeError("gateway did not start") from None
                 time.sleep(0.2)
 
