@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from operator import methodcaller
 
 import zhconv
 import zhconv.zhconv as _zhconv_tables
@@ -49,6 +50,10 @@ def _numeral(m: re.Match[str]) -> str:
 # "A不A" / "A没A" questions (能不能, 有没有, 送不送, 包不包邮, 可不可以) ask the same as "A".
 _A_NOT_A_RE = re.compile(rf"([{_CJK}])[不没]\1")
 
+# The replacement "\1" as a callable: a template string makes every ``sub`` call go through
+# Python-level ``re._subx`` first, even when nothing matches.
+_GROUP_1: Callable[[re.Match[str]], str] = methodcaller("group", 1)
+
 TRAILING_PARTICLES = "啊呀吗么呢吧哦噢嘛哈啦呐哇额嗯捏滴"
 
 
@@ -78,6 +83,8 @@ def _ranges(cps: Iterable[int]) -> str:
 # CJK and general punctuation, symbols and emoji that NFKC keeps as they are) stays, and none
 # of them combines with a neighbour (no combining marks, no second halves of compositions).
 _FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_WIDE = {chr(a): chr(b) for a, b in _FULLWIDTH.items()}
+_WIDE_CHARS = frozenset(_WIDE)
 _NFKC_STABLE = [
     cp
     for lo, hi in ((0x3001, 0x3040), (0x2000, 0x2070), (0x2190, 0x2200), (0x2600, 0x27C0), (0x1F300, 0x1FB00))
@@ -96,7 +103,9 @@ def nfkc(text: str) -> str:
     if text.isascii():
         return text
     if _NFKC_SIMPLE_RE.fullmatch(text) is not None:
-        return text.translate(_FULLWIDTH)
+        for ch in _WIDE_CHARS.intersection(text):  # (``str.translate`` costs a dict lookup per character)
+            text = text.replace(ch, _WIDE[ch])
+        return text
     return unicodedata.normalize("NFKC", text)
 
 
@@ -132,10 +141,10 @@ def _clauses(text: str) -> tuple[str, ...]:
     """``clauses`` of an NFKC text. Each rule runs only when the text has what it looks for."""
     text = _fold_nfkc(text)
     if _DOUBLE_RE.search(text) is not None:
-        text = _REPEAT_RE.sub(r"\1", text)
-        text = _PARTICLE_REPEAT_RE.sub(r"\1", text)
+        text = _REPEAT_RE.sub(_GROUP_1, text)
+        text = _PARTICLE_REPEAT_RE.sub(_GROUP_1, text)
     if "不" in text or "没" in text:
-        text = _A_NOT_A_RE.sub(r"\1", text)
+        text = _A_NOT_A_RE.sub(_GROUP_1, text)
     text = _NUMERAL_RE.sub(_numeral, text)
     return tuple(c for c in _NOISE_RE.split(text) if c)
 
@@ -161,9 +170,9 @@ def clauses_many(texts: Sequence[str]) -> list[list[str]]:
     if _TRAD_ONLY and not _TRAD_ONLY.isdisjoint(joined):
         parts = [to_simplified(t) if not _TRAD_ONLY.isdisjoint(t) else t for t in parts]
         joined = "\n".join(parts)
-    joined = _REPEAT_RE.sub(r"\1", joined)
-    joined = _PARTICLE_REPEAT_RE.sub(r"\1", joined)
-    joined = _A_NOT_A_RE.sub(r"\1", joined)
+    joined = _REPEAT_RE.sub(_GROUP_1, joined)
+    joined = _PARTICLE_REPEAT_RE.sub(_GROUP_1, joined)
+    joined = _A_NOT_A_RE.sub(_GROUP_1, joined)
     joined = _NUMERAL_RE.sub(_numeral, joined)
     out = [t.split() for t in _NOISE_KEEP_NL_RE.sub(" ", joined).split("\n")]
     if len(out) != len(texts):
