@@ -490,9 +490,12 @@ class FaqIndex:
         word_get = self.word_id.get
         weight: dict[int, float] = {}
         ids: list[int] = []
+        unknown_w: list[float] = []  # words the FAQ never uses
         for t, w in term_w.items():
             i = word_get(t)
-            if i is not None:
+            if i is None:
+                unknown_w.append(w)
+            else:
                 ids.append(i)
                 weight[i] = w
         idf = self.idf_list
@@ -514,7 +517,7 @@ class FaqIndex:
             if i >= 0:
                 weight[i] = 1.0
         total = sum(term_w.values())
-        unknown = sum(w for t, w in term_w.items() if t not in word_idf)
+        unknown = sum(unknown_w)
         mw, mg = total or 1.0, gram_mass or 1.0
         return Query(q, ids, weight, term_w, total, unknown, (mw, mg), (mw / 2.0, mg / 2.0))
 
@@ -620,7 +623,8 @@ class FaqIndex:
         ids = weight.keys()
         hqw, hqg = query.half_masses
         mqw, mqg = query.masses
-        blocks = [self._block(e) for e in cands]
+        built = self._blocks
+        blocks = [built[e] or self._block(e) for e in cands]
         # (rapidfuzz's ratio; its partial_ratio added nothing the shares do not say, for
         # five times the cost)
         choices = [t for b in blocks for t in b.texts]
