@@ -10,6 +10,9 @@ as one ``pipeline(transaction=False)``, and the store's own client
 (``gateway/store/redis_conn.py``: one connection, one write per tick, hiredis
 parsing). Reports client CPU µs per command (this process), redis-server CPU µs
 per command (``INFO cpu``) and EVALSHA ``usec_per_call`` (``INFO commandstats``).
+Then the bus: another process publishes at 500 and 2,000 messages/s, and the
+subscriber's CPU per message is measured for redis-py's ``PubSub`` and for the
+store's subscription (``gateway/store/redis_bus.py``).
 
 Without ``--url`` it starts its own redis-server on a free port (twice: AOF off,
 then ``appendonly yes`` + ``appendfsync always``). Several RedisStore objects in
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -38,6 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import orjson  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
 from gateway.model import AgentProfile, AgentStatus, Conversation, Priority  # noqa: E402
@@ -306,6 +311,82 @@ async def micro_round(url: str, kind: str, n: int, per: int) -> dict[str, Any]:
             "evalsha_usec_per_call": ev.get("usec_per_call"), "evalsha_calls": ev.get("calls")}
 
 
+BUS_PAYLOAD = [
+    "c:c-000001",
+    {"type": "message", "seq": 2, "from": "bot", "text": "现货商品付款后48小时内发货，预售商品以页面时间为准。",
+     "ts": 1764280000.1, "faq": "ship_time"},
+]
+PUBLISHER = """
+import sys, time, redis
+r = redis.Redis.from_url(sys.argv[1])
+n, rate, data = int(sys.argv[2]), float(sys.argv[3]), sys.argv[4].encode()
+t0 = time.monotonic()
+for i in range(n):
+    r.publish(sys.argv[5], data)
+    d = t0 + (i + 1) / rate - time.monotonic()
+    if d > 0:
+        time.sleep(d)
+"""
+
+
+async def bus_round(url: str, kind: str, n: int, rate: float) -> dict[str, Any]:
+    """CPU of one subscriber per bus message, published by another process at ``rate``/s."""
+    from gateway.store.redis_bus import RedisBus
+    from gateway.store.redis_runner import ScriptRunner
+
+    channel = f"gw:{{micro{uuid.uuid4().hex[:6]}}}:bus"
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    got = 0
+
+    def on(topic: str, payload: dict[str, Any]) -> None:
+        nonlocal got
+        got += 1
+        if got == n and not done.done():
+            done.set_result(None)
+
+    stop: Any
+    if kind == "redis-py PubSub":
+        r = Redis.from_url(url)
+        ps = r.pubsub()
+        await ps.subscribe(channel)
+
+        async def read() -> None:
+            while not done.done():
+                m = await ps.get_message(timeout=1.0)
+                if m is not None and m["type"] == "message":
+                    on(*orjson.loads(m["data"]))
+
+        task = asyncio.create_task(read())
+
+        async def stop() -> None:
+            await task
+            await ps.aclose()  # type: ignore[no-untyped-call]
+            await r.aclose()
+    else:
+        runner = ScriptRunner(url, "gw:{micro}:", socket_timeout_s=2.0, connect_timeout_s=1.0)
+        bus = RedisBus(channel, runner, instance="micro", ready_key="gw:{micro}:x", connect_timeout_s=1.0,
+                       closing=lambda: done.done())
+        bus.listener = on
+        task = asyncio.create_task(bus.loop())
+        await bus.subscribed.wait()
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await runner.aclose()
+    await asyncio.sleep(0.2)
+    c0 = time.process_time()
+    pub = await asyncio.create_subprocess_exec(sys.executable, "-c", PUBLISHER, url, str(n), str(rate),
+                                               json.dumps(BUS_PAYLOAD, ensure_ascii=False), channel)
+    await asyncio.wait_for(done, 60)
+    c1 = time.process_time()
+    await pub.wait()
+    await stop()
+    return {"subscriber": kind, "messages": n, "rate": rate, "client_cpu_us_per_msg": round(1e6 * (c1 - c0) / n, 1)}
+
+
 async def micro_async(args: argparse.Namespace) -> dict[str, Any]:
     servers: list[tuple[subprocess.Popen[bytes], str]] = []
     url = args.url
@@ -325,12 +406,19 @@ async def micro_async(args: argparse.Namespace) -> dict[str, Any]:
                       f"wall {row['wall_us_per_cmd']:6.1f} µs/cmd  redis-server CPU "
                       f"{row['redis_cpu_us_per_cmd']:5.1f} µs/cmd  EVALSHA usec_per_call "
                       f"{row['evalsha_usec_per_call']}", flush=True)
+        bus = []
+        for rate in (500.0, 2000.0):
+            for kind in ("redis-py PubSub", "store subscription"):
+                row = await bus_round(url, kind, int(rate * (1 if args.quick else 3)), rate)
+                bus.append(row)
+                print(f"bus {kind:20} {rate:6.0f} msg/s  subscriber CPU {row['client_cpu_us_per_msg']:6.1f} µs/msg",
+                      flush=True)
     finally:
         for proc, d in servers:
             proc.terminate()
             proc.wait(10)
             shutil.rmtree(d, ignore_errors=True)
-    return {"machine": machine(), "micro": results}
+    return {"machine": machine(), "micro": results, "bus": bus}
 
 
 def main() -> None:
