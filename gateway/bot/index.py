@@ -281,9 +281,9 @@ class _Block:
     """One entry as scoring reads it: rows = its texts, then the entry row."""
 
     post: dict[int, tuple[int, ...]]  # id -> "row * 3 + kind" of every row holding it
-    rows: tuple[tuple[int, int, float, float, float, float, float], ...]  # per text row: its index
-    # row, 3 * its row within the entry, 1/mass of words, bigrams, syllable pairs, half the mass
-    # of words and bigrams
+    first: int  # index row of the first text
+    rows: tuple[tuple[int, float, float, float, float, float], ...]  # per text row: 3 * its row
+    # within the entry, 1/mass of words, bigrams, syllable pairs, half the mass of words and bigrams
     size: int  # 3 * rows (with the entry row)
     texts: tuple[str, ...]  # compact string of each text row
 
@@ -603,7 +603,8 @@ class FaqIndex:
             table = self.row_table[rows].tolist()
             b = self._blocks[e] = _Block(
                 {i: tuple(c) for i, c in post.items()},
-                tuple((row, 3 * r, *table[r]) for r, row in enumerate(rows[:-1])),
+                rows[0],
+                tuple((3 * r, *table[r]) for r in range(len(rows) - 1)),
                 3 * len(rows),
                 tuple(self.e_text[e][:-1]),
             )
@@ -648,7 +649,15 @@ class FaqIndex:
                 for c in post[i]:
                     m[c] += w
             w_dice = w_tcov = b_dice = b_tcov = sounds = best_mw = best_mg = 0.0
-            for row, j, inv_w, inv_g, inv_s, hw, hg in b.rows:  # the text rows
+            ntext = len(b.rows)
+            first = b.first
+            if first <= skip < first + ntext:
+                # a left-out text counts only for the share found in one text: as if it shared
+                # nothing, after that
+                j = 3 * (skip - first)
+                best_mw, best_mg = m[j : j + 2]
+                m[j : j + 3] = (0.0, 0.0, 0.0)
+            for j, inv_w, inv_g, inv_s, hw, hg in b.rows:  # the text rows
                 mw, mg, ms = m[j : j + 3]
                 if not (mw or mg or ms):
                     continue  # shares nothing: every feature 0
@@ -656,8 +665,6 @@ class FaqIndex:
                     best_mw = mw
                 if mg > best_mg:
                     best_mg = mg
-                if row == skip:
-                    continue
                 # dice 2m / (mq + md), the share of the text's weight, syllable pairs heard
                 x = mw / (hqw + hw)
                 if x > w_dice:
@@ -674,8 +681,6 @@ class FaqIndex:
                 x = ms * inv_s
                 if x > sounds:
                     sounds = x
-            ntext = len(b.rows)
-            first = b.rows[0][0]
             if first <= skip < first + ntext:
                 r = skip - first
                 fuzz = max([0.0, *fz[pos : pos + r], *fz[pos + r + 1 : pos + ntext]])
