@@ -23,7 +23,7 @@ from gateway.bot.pinyin import HomophoneFixer, sound_bigrams
 from gateway.bot.scoring import Features, score_matrix
 from gateway.bot.segment import STOP_WORDS, Segmenter
 
-_QUERY_CACHE_MAX = 50_000
+_QUERY_CACHE_MAX = 20_000  # about 1 KB each
 
 # a verb-object word with an aspect particle inside (付完款, 下了单, 发过货)
 _SPLIT_WORD_RE = re.compile("([\u4e00-\u9fff])[了完过]([\u4e00-\u9fff])")
@@ -506,7 +506,7 @@ class FaqIndex:
         ids.extend(gids)
         # syllable pairs (``sound_bigrams``), looked up by their two characters
         pair_sound = self._pair_sound
-        if len(pair_sound) > 100_000:
+        if len(pair_sound) > 50_000:
             pair_sound.clear()
         qc = q.compact
         for j in range(len(qc) - 1):

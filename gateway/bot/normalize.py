@@ -201,7 +201,7 @@ class FillerStripper:
             prev = text
             text = self._lead.sub("", text)
             text = self._trail.sub("", text)
-        if len(self._cache) >= 50_000:
+        if len(self._cache) >= 20_000:
             self._cache.clear()
         self._cache[clause] = text
         return text

@@ -90,7 +90,7 @@ class HomophoneFixer:
         vocabulary = self.vocabulary
         by_sound = self._by_sound
         sounds = self._sounds
-        if len(sounds) > 100_000:
+        if len(sounds) > 50_000:
             sounds.clear()
         out: list[str] = []
         fixes: list[str] = []
