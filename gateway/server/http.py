@@ -45,7 +45,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     ctx: Context = request.app["ctx"]
     try:
-        ok = ctx.accepting and await ctx.store.ping()
+        ok = ctx.accepting and await ctx.service.ready()
     except Exception:
         ok = False
     return web.json_response({"ready": ok, "instance": ctx.instance}, status=200 if ok else 503)
@@ -67,19 +67,19 @@ async def faq_reload(request: web.Request) -> web.Response:
 async def conversation(request: web.Request) -> web.Response:
     require_admin(request)
     ctx: Context = request.app["ctx"]
-    conv = await ctx.store.get_conversation(request.match_info["conv"])
+    conv = await ctx.service.conversation(request.match_info["conv"])
     if conv is None:
         raise web.HTTPNotFound(text='{"error":"not_found"}', content_type="application/json")
     body: dict[str, Any] = conv.to_dict()
-    body["messages"] = await ctx.store.read_log(conv.id, 0)
+    body["messages"] = await ctx.service.read_log(conv.id, 0)
     return web.json_response(body)
 
 
 async def stats(request: web.Request) -> web.Response:
     require_agent_or_admin(request)
     ctx: Context = request.app["ctx"]
-    lengths = await ctx.store.queue_lengths()
-    agents = await ctx.store.list_agents()
+    lengths = await ctx.service.queue_lengths()
+    agents = await ctx.service.agents()
     return web.json_response({
         "queues": {s: lengths.get(s, 0) for s in sorted(set(ctx.config.skills) | set(lengths))},
         "agents_online": sum(1 for a in agents if a.status.value == "online"),
