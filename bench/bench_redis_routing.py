@@ -48,7 +48,8 @@ from redis.asyncio import Redis  # noqa: E402
 from gateway.model import AgentProfile, AgentStatus, Conversation, Priority  # noqa: E402
 from gateway.store import MemoryStore, Store  # noqa: E402
 from gateway.store.redis import RedisStore  # noqa: E402
-from gateway.store.redis_conn import Client, pack_command, parse_url  # noqa: E402
+from gateway.store.redis_client import Client  # noqa: E402
+from gateway.store.redis_conn import pack_command, parse_url  # noqa: E402
 
 SKILLS = ("presale", "aftersale", "logistics", "billing")
 PRIORITIES = (Priority.NORMAL, Priority.NORMAL, Priority.NORMAL, Priority.HIGH, Priority.URGENT)

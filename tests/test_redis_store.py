@@ -28,7 +28,8 @@ from gateway.store import lua
 from gateway.store.base import Store
 from gateway.store.keys import Keys
 from gateway.store.redis import RESYNC, RedisStore
-from gateway.store.redis_conn import Client, Connection, pack, parse_url
+from gateway.store.redis_client import Client
+from gateway.store.redis_conn import Connection, pack, parse_url
 from tests.conftest import RedisServer
 from tests.test_store_contract import _apply, _Story
 

@@ -13,8 +13,8 @@ This module is the Store methods; the jobs around them live next to it:
 
 - ``redis_runner``: the script runner (EVALSHA, NOSCRIPT reload) and the
   mapping of error replies and connection trouble to the store's errors;
-- ``redis_conn``: the RESP client under it: one connection, auto-pipelined
-  (one write per event-loop tick), cluster redirects;
+- ``redis_client`` and ``redis_conn``: the RESP client under it: one
+  connection, auto-pipelined (one write per event-loop tick); cluster redirects;
 - ``redis_bus``: the pub/sub reader (RESYNC after a reconnect) and publish;
 - ``redis_liveness``: heartbeat, reaping dead instances, rebinding sessions.
 

@@ -34,7 +34,8 @@ import orjson
 
 from gateway.errors import StoreUnavailable
 from gateway.store.base import BusListener
-from gateway.store.redis_conn import Addr, Client, ReplyError, Target, dial, hello_commands, pack
+from gateway.store.redis_client import Client
+from gateway.store.redis_conn import Addr, ReplyError, Target, dial, hello_commands, pack
 from gateway.store.redis_runner import ScriptRunner
 
 log = logging.getLogger("gateway.store.redis")

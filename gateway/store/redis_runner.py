@@ -5,7 +5,7 @@ Redis answers NOSCRIPT (it restarted, was flushed, or a cluster slot moved to a
 node that never saw the script) the script is loaded again and that one call
 re-run, both in one round trip. Plain commands go the same way (``call``).
 
-Everything goes through one auto-pipelined connection (``redis_conn.Client``):
+Everything goes through one auto-pipelined connection (``redis_client.Client``):
 the commands concurrent sessions issue in one event-loop tick reach Redis as one
 write. Connection errors, timeouts and the error replies that mean "Redis cannot
 take writes now" become ``StoreUnavailable``; other error replies raise
@@ -24,7 +24,8 @@ from redis import exceptions as rex
 
 from gateway.errors import StoreUnavailable
 from gateway.store import lua
-from gateway.store.redis_conn import Addr, Client, ReplyError, Target, pack, pack_command, parse_url
+from gateway.store.redis_client import Client
+from gateway.store.redis_conn import Addr, ReplyError, Target, pack, pack_command, parse_url
 
 log = logging.getLogger("gateway.store.redis")
 
