@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config (default {DEFAULT_CONFIG})")
     s.add_argument("--host", help="listen address (overrides [server] host)")
     s.add_argument("--port", type=int, help="listen port (overrides [server] port)")
-    s.add_argument("--store", help="memory:// or redis://host:port/db (overrides [store] url)")
+    s.add_argument("--store", help="memory://, redis://host:port/db or redis+cluster://host:port[,host:port] "
+                                    "(overrides [store] url)")
     s.add_argument("--workers", type=_positive, metavar="N",
                    help="processes sharing the port (overrides [server] workers; default: one per CPU, "
                         "1 on the memory store)")
