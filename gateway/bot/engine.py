@@ -6,9 +6,10 @@ import math
 import re
 from collections.abc import Sequence
 
+from gateway.bot.analyzer import Analyzer
 from gateway.bot.classify import PhraseMatcher, Rules, SmallTalk
 from gateway.bot.faq import FaqEntry
-from gateway.bot.index import Analyzer, FaqIndex, Ranked
+from gateway.bot.index import FaqIndex, Ranked
 from gateway.bot.normalize import FillerStripper, clauses, clauses_of_nfkc, clear_text_caches
 from gateway.bot.orders import split_orders
 from gateway.bot.segment import Segmenter

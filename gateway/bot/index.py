@@ -1,251 +1,26 @@
-"""Analysis (segmentation, synonyms, stop words, homophone repair) and ranked retrieval.
+"""Ranked retrieval over the analyzed FAQ (analysis itself: ``analyzer``).
 
 Every FAQ text (question and paraphrases) becomes a ``Doc``; an inverted index
 over words and character bigrams finds candidate entries; each candidate gets
 features (idf-weighted word and bigram overlap in both directions, rapidfuzz
-similarity of the normalized strings, keyword hits) that ``scoring.score``
+similarity of the normalized strings, keyword hits: ``features``) that ``scoring.score``
 turns into a 0..1 confidence.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import Indel
 
+from gateway.bot.analyzer import Analyzed, Analyzer
 from gateway.bot.faq import FaqEntry
-from gateway.bot.normalize import FillerStripper, clauses, clauses_many
-from gateway.bot.pinyin import HomophoneFixer, sound_bigrams
-from gateway.bot.scoring import Features, score_matrix
-from gateway.bot.segment import STOP_WORDS, Segmenter
+from gateway.bot.features import FeatureRows, Query, _Block
+from gateway.bot.pinyin import sound_bigrams
+from gateway.bot.scoring import score_matrix
 
-_QUERY_CACHE_MAX = 20_000  # about 1 KB each
-
-# a verb-object word with an aspect particle inside (付完款, 下了单, 发过货)
-_SPLIT_WORD_RE = re.compile("([\u4e00-\u9fff])[了完过]([\u4e00-\u9fff])")
-
-
-@dataclass(slots=True, frozen=True)
-class Analyzed:
-    """One text after analysis: canonical compact string, word terms and char bigrams."""
-
-    compact: str
-    terms: tuple[str, ...]
-    bigrams: tuple[str, ...]
-    fixes: tuple[str, ...] = ()
-
-
-class Analyzer:
-    """Turns any text (FAQ or query) into ``Analyzed`` the same way.
-
-    Queries additionally get homophone repair and have words the FAQ never uses
-    split into the FAQ words they contain (``发出来`` → ``发出`` + ``来``).
-    """
-
-    def __init__(
-        self,
-        segmenter: Segmenter,
-        fillers: FillerStripper,
-        synonyms: Sequence[Sequence[str]],
-        stop_words: Iterable[str] = (),
-    ) -> None:
-        self.segmenter = segmenter
-        self.fillers = fillers
-        self.stop = frozenset(STOP_WORDS) | {w for w in stop_words if w}
-        self.canon: dict[str, str] = {}
-        for group in synonyms:
-            folded = [w for w in ("".join(clauses(w)) for w in group) if w]
-            for w in folded:
-                self.canon.setdefault(w, folded[0])
-                segmenter.add_word(w)
-        # Groups may chain (FAQ file: 发货 = [发出]; settings: 发货 = [发]): resolve to one word.
-        for w in list(self.canon):
-            seen = {w}
-            c = self.canon[w]
-            while self.canon.get(c, c) != c and c not in seen:
-                seen.add(c)
-                c = self.canon[c]
-            self.canon[w] = c
-        self.surface: set[str] = set()  # every word form seen in the FAQ
-        self.vocab: frozenset[str] = frozenset()  # canonical FAQ terms
-        self._fixer: HomophoneFixer | None = None
-        self._sub_cache: dict[str, list[str]] = {}
-        self._tok_cache: dict[str, tuple[str, ...] | None] = {}
-        self._tok_version = segmenter.version
-        self._sub_version = segmenter.version
-        # a query clause -> its analysis (a message is the sum of its clauses': see ``analyze_clauses``)
-        self._query_cache: dict[str, Analyzed] = {}
-        self._query_version = segmenter.version
-
-    def learn(self, vocab: Iterable[str]) -> None:
-        """Called once the FAQ is analyzed: enables query-only repairs."""
-        self.vocab = frozenset(vocab)
-        words = {w for w in self.surface | set(self.canon) | set(self.vocab) if len(w) >= 2}
-        self._fixer = HomophoneFixer(words, self.segmenter.knows, self.segmenter.is_rare)
-        self._query_cache.clear()
-
-    def clear_caches(self) -> None:
-        """Forget analyzed texts and words (benchmarks measuring cold queries)."""
-        self._query_cache.clear()
-        self._tok_cache.clear()
-        self._sub_cache.clear()
-        self.fillers.clear_cache()
-        if self._fixer is not None:
-            self._fixer.clear_cache()
-
-    def clauses(self, text: str) -> list[str]:
-        return self.strip(clauses(text))
-
-    def strip(self, parts: Iterable[str]) -> list[str]:
-        """Clauses (``normalize.clauses``) without their fillers; the ones left empty dropped."""
-        out = []
-        for c in parts:
-            c = self.fillers.strip(c)
-            if c:
-                out.append(c)
-        return out
-
-    def analyze_clauses(self, parts: Sequence[str], *, query: bool = False) -> Analyzed:
-        """``parts``: clauses without fillers (``clauses``). A query is analyzed clause by clause
-        (each clause on its own is pure: its words, its pieces, its repairs), the clauses' results
-        kept, so a message that repeats a clause of an earlier one (most add a greeting or a
-        particle to a common question) only joins them."""
-        if not query:
-            self._query_cache.clear()  # the FAQ's own words (``surface``) change how queries split
-            return self._analyze(parts, query=False)
-        if self._query_version != self.segmenter.version:
-            self._query_cache.clear()
-            self._query_version = self.segmenter.version
-        cache = self._query_cache
-        done: list[Analyzed] = []
-        for clause in parts:
-            a = cache.get(clause)
-            if a is None:
-                a = self._analyze((clause,), query=True)
-                if len(cache) >= _QUERY_CACHE_MAX:
-                    cache.clear()
-                cache[clause] = a
-            done.append(a)
-        if len(done) == 1:
-            return done[0]
-        # as if analyzed together: pieces and repairs in order, words and bigrams without repeats
-        return Analyzed(
-            "".join([a.compact for a in done]),
-            tuple(dict.fromkeys([t for a in done for t in a.terms])),
-            tuple(dict.fromkeys([g for a in done for g in a.bigrams])),
-            tuple([f for a in done for f in a.fixes]),
-        )
-
-    def _analyze(self, parts: Sequence[str], *, query: bool) -> Analyzed:
-        words: list[str] = []
-        pieces: list[str] = []
-        fixes: list[str] = []
-        for clause in parts:
-            tokens = self.segmenter.cut(self._rejoin(clause))
-            if query:
-                if self._fixer is not None:
-                    tokens, fixed = self._fixer.fix(tokens)
-                    fixes.extend(fixed)
-                tokens = [p for t in tokens for p in self._split_unknown(t)]
-            else:
-                self.surface.update(tokens)
-            piece = []
-            for w in tokens:
-                hit = self._token(w)
-                if hit is not None:
-                    piece.append(hit[0])
-                    words.extend(hit)
-            if piece:
-                pieces.append("".join(piece))
-        compact = "".join(pieces)
-        grams: list[str] = []
-        for p in pieces:
-            grams.extend(p)
-            grams.extend(map(str.__add__, p, p[1:]))
-        return Analyzed(compact, tuple(dict.fromkeys(words)), tuple(dict.fromkeys(grams)), tuple(fixes))
-
-    def _token(self, w: str) -> tuple[str, ...] | None:
-        """A token's canonical word and the dictionary words inside it; None for a stop word."""
-        if self._tok_version != self.segmenter.version:
-            self._tok_cache.clear()
-            self._tok_version = self.segmenter.version
-        try:
-            return self._tok_cache[w]
-        except KeyError:
-            pass
-        c = self.canon.get(w, w)
-        hit = None if c in self.stop else (c, *self._subwords(c))
-        if len(self._tok_cache) > 100_000:
-            self._tok_cache.clear()
-        self._tok_cache[w] = hit
-        return hit
-
-    def _rejoin(self, clause: str) -> str:
-        """Words split by an aspect particle read as the word: 付完款 -> 付款, 下了单 -> 下单."""
-        if "了" not in clause and "完" not in clause and "过" not in clause:
-            return clause
-        return _SPLIT_WORD_RE.sub(self._join_if_word, clause)
-
-    def _join_if_word(self, m: re.Match[str]) -> str:
-        word = m.group(1) + m.group(2)
-        return word if self.segmenter.knows(word) and word not in self.stop else m.group(0)
-
-    def _subwords(self, word: str) -> list[str]:
-        """Dictionary words inside a long word (生产日期 → 生产, 日期), as jieba's search mode does."""
-        n = len(word)
-        if n < 3 or n > 8:
-            return []
-        if self._sub_version != self.segmenter.version:
-            self._sub_cache.clear()
-            self._sub_version = self.segmenter.version
-        hit = self._sub_cache.get(word)
-        if hit is None:
-            hit = []
-            for size in range(2, n):
-                for i in range(n - size + 1):
-                    sub = word[i : i + size]
-                    if self.segmenter.knows(sub) and sub not in self.stop:
-                        hit.append(self.canon.get(sub, sub))
-            if len(self._sub_cache) > 50_000:
-                self._sub_cache.clear()
-            self._sub_cache[word] = hit
-        return hit
-
-    def analyze(self, text: str, *, query: bool = False) -> Analyzed:
-        return self.analyze_clauses(self.clauses(text), query=query)
-
-    def clauses_many(self, texts: Sequence[str]) -> list[list[str]]:
-        """``clauses`` of many FAQ texts (normalized in one pass)."""
-        strip = self.fillers.strip
-        return [[c for c in map(strip, parts) if c] for parts in clauses_many(texts)]
-
-    def analyze_many(self, texts: Sequence[str]) -> list[Analyzed]:
-        """``analyze`` of many FAQ texts (normalized in one pass)."""
-        return [self.analyze_clauses(parts) for parts in self.clauses_many(texts)]
-
-    def _split_unknown(self, word: str) -> list[str]:
-        """A word the FAQ never uses, cut into FAQ words where it contains some."""
-        if len(word) < 2 or word in self.canon or self.canon.get(word, word) in self.vocab:
-            return [word]
-        known = self.surface
-        out: list[str] = []
-        i = 0
-        found = False
-        while i < len(word):
-            for j in range(len(word), i + 1, -1):
-                if word[i:j] in known or word[i:j] in self.canon:
-                    out.append(word[i:j])
-                    i = j
-                    found = True
-                    break
-            else:
-                out.append(word[i])
-                i += 1
-        return out if found else [word]
+__all__ = ["GRAM", "SOUND", "WORD", "Analyzed", "Analyzer", "Doc", "FaqIndex", "Query", "Ranked"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -263,38 +38,12 @@ WORD, GRAM, SOUND = 0, 1, 2
 
 
 @dataclass(slots=True)
-class Query:
-    """A message prepared once for scoring against many candidates."""
-
-    text: Analyzed
-    ids: list[int]  # ids of the message's words and bigrams the FAQ knows (words first, message order)
-    weight: dict[int, float]  # id -> its weight in the message: idf of words and bigrams, 1 per syllable pair
-    term_w: dict[str, float]  # every message word and its weight (unknown words too)
-    term_total: float  # sum of ``term_w``
-    unknown_total: float  # the part of ``term_total`` from words the FAQ never uses
-    masses: tuple[float, float]  # word mass, bigram mass (never 0)
-    half_masses: tuple[float, float]
-
-
-@dataclass(slots=True, frozen=True)
-class _Block:
-    """One entry as scoring reads it: rows = its texts, then the entry row."""
-
-    post: dict[int, tuple[int, ...]]  # id -> "row * 3 + kind" of every row holding it
-    first: int  # index row of the first text
-    rows: tuple[tuple[int, float, float, float, float, float], ...]  # per text row: 3 * its row
-    # within the entry, 1/mass of words, bigrams, syllable pairs, half the mass of words and bigrams
-    size: int  # 3 * rows (with the entry row)
-    texts: tuple[str, ...]  # compact string of each text row
-
-
-@dataclass(slots=True)
 class Ranked:
     entry: int
     score: float
 
 
-class FaqIndex:
+class FaqIndex(FeatureRows):
     """Inverted index and scorer over analyzed FAQ entries.
 
     The index is built with numpy (flat arrays over every FAQ text); a message is
@@ -591,143 +340,6 @@ class FaqIndex:
             near_l = np.asarray(near_l, dtype=np.int64)[cut].tolist()
         pairs = sorted([(shared[e], e) for e in near_l], key=lambda p: -p[0])
         return [e for _, e in pairs]
-
-    def _block(self, e: int) -> _Block:
-        """What scoring reads of entry ``e`` (built on its first use as a candidate)."""
-        b = self._blocks[e]
-        if b is None:
-            post: dict[int, list[int]] = {}
-            for i, c in zip(self.e_ids[e].tolist(), self.e_code[e].tolist(), strict=True):
-                post.setdefault(i, []).append(c)
-            rows = self.e_rows[e].tolist()
-            table = self.row_table[rows].tolist()
-            b = self._blocks[e] = _Block(
-                {i: tuple(c) for i, c in post.items()},
-                rows[0],
-                tuple((3 * r, *table[r]) for r in range(len(rows) - 1)),
-                3 * len(rows),
-                tuple(self.e_text[e][:-1]),
-            )
-        return b
-
-    def _feature_rows(
-        self, query: Query, cands: Sequence[int], exclude_doc: int | None = None
-    ) -> list[list[float]]:
-        """``Features`` of each candidate, in plain Python (a handful of entries of a few rows each).
-
-        Per row of an entry (one per text, then the entry row), the idf mass of the words and
-        bigrams and the number of syllable pairs it shares with the message, each summed over
-        the shared ids in ascending order; each entry keeps its best text per feature.
-        """
-        qc = query.text.compact
-        weight = query.weight
-        ids = weight.keys()
-        hqw, hqg = query.half_masses
-        mqw, mqg = query.masses
-        built = self._blocks
-        blocks = [built[e] or self._block(e) for e in cands]
-        # (rapidfuzz's ratio; its partial_ratio added nothing the shares do not say, for
-        # five times the cost)
-        choices = [t for b in blocks for t in b.texts]
-        fz: list[float] = process.cdist([qc], choices, scorer=Indel.normalized_similarity, workers=1)[
-            0
-        ].tolist()
-        uidf = self.unknown_idf
-        # (words the FAQ uses elsewhere, and words it never uses: slot words such as colours
-        # and places, or another topic)
-        known = query.term_total - query.unknown_total
-        unknown = min(query.unknown_total / uidf, 3.0)
-        qlen = max(len(qc), 1)
-        out: list[list[float]] = []
-        pos = 0
-        skip = -1 if exclude_doc is None else exclude_doc
-        for e, b in zip(cands, blocks, strict=True):
-            m = [0.0] * b.size
-            post = b.post
-            for i in sorted(post.keys() & ids):  # the ids both have, ascending
-                w = weight[i]
-                for c in post[i]:
-                    m[c] += w
-            w_dice = w_tcov = b_dice = b_tcov = sounds = best_mw = best_mg = 0.0
-            ntext = len(b.rows)
-            first = b.first
-            if first <= skip < first + ntext:
-                # a left-out text counts only for the share found in one text: as if it shared
-                # nothing, after that
-                j = 3 * (skip - first)
-                best_mw, best_mg = m[j : j + 2]
-                m[j : j + 3] = (0.0, 0.0, 0.0)
-            for j, inv_w, inv_g, inv_s, hw, hg in b.rows:  # the text rows
-                mw, mg, ms = m[j : j + 3]
-                if not (mw or mg or ms):
-                    continue  # shares nothing: every feature 0
-                if mw > best_mw:
-                    best_mw = mw
-                if mg > best_mg:
-                    best_mg = mg
-                # dice 2m / (mq + md), the share of the text's weight, syllable pairs heard
-                x = mw / (hqw + hw)
-                if x > w_dice:
-                    w_dice = x
-                x = mw * inv_w
-                if x > w_tcov:
-                    w_tcov = x
-                x = mg / (hqg + hg)
-                if x > b_dice:
-                    b_dice = x
-                x = mg * inv_g
-                if x > b_tcov:
-                    b_tcov = x
-                x = ms * inv_s
-                if x > sounds:
-                    sounds = x
-            if first <= skip < first + ntext:
-                r = skip - first
-                fuzz = max([0.0, *fz[pos : pos + r], *fz[pos + r + 1 : pos + ntext]])
-            else:
-                fuzz = max(fz[pos : pos + ntext])
-            pos += ntext
-            # The share of the message's words and bigrams the entry explains (``whole``: the
-            # entry row), and the rare message words it does not know ("过期", "纸质"): each
-            # is a sign of another question. ``best_m*``: the share found in one text of the
-            # entry (the entry as a whole may cover a message by a patchwork of its paraphrases).
-            whole_w, whole_g = m[3 * ntext : 3 * ntext + 2]
-            unmatched = min(max(known - whole_w, 0.0) / uidf, 3.0)
-            # A keyword counts for the share of the message it explains: 运费险 alone is a
-            # strong hint, 退款 inside 退款金额不对 only a weak one.
-            kw = 0.0
-            for word in self.keywords[e]:
-                if word in qc and (x := min(1.0, len(word) / qlen)) > kw:
-                    kw = x
-            out.append(
-                [
-                    w_dice,
-                    w_tcov,
-                    whole_w / mqw,
-                    b_dice,
-                    b_tcov,
-                    whole_g / mqg,
-                    fuzz,
-                    kw,
-                    unmatched,
-                    sounds,
-                    unknown,
-                    best_mw / mqw,
-                    best_mg / mqg,
-                ]
-            )
-        return out
-
-    def feature_matrix(
-        self, query: Query, cands: Sequence[int], *, exclude_doc: int | None = None
-    ) -> np.ndarray:
-        """One row of ``Features`` per candidate entry (``exclude_doc``: a text row to leave out)."""
-        if not cands:
-            return np.zeros((0, len(Features._fields)), dtype=np.float64)
-        return np.array(self._feature_rows(query, cands, exclude_doc), dtype=np.float64)
-
-    def features(self, query: Query, e: int) -> Features:
-        return Features(*self._feature_rows(query, [e])[0])
 
     def rank(self, q: Analyzed) -> list[Ranked]:
         """Candidate entries with their scores, best first."""
