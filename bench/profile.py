@@ -26,17 +26,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import raise_nofile
-from bench.run import (
-    ROOT,
-    parse_args,
-    pick_texts,
-    scenario_spec,
-    snapshot,
-    start_gateway,
-    start_redis,
-    write_bench_config,
-)
+from bench.config import write_bench_config
+from bench.proc_stats import raise_nofile
+from bench.procs import pick_texts, snapshot, start_gateway, start_redis
+from bench.scenarios import scenario_spec
+from bench.settings import ROOT, parse_args
 
 FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^:()]*)(?::(?P<line>\d+))?\)$")
 

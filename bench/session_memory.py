@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.session_memory --sessions 5000 --trace   # + tracemalloc diff and object counts
 
 Starts the gateway of this tree in a child process (memory store unless
-``--store``, the bench's config: ``bench.run.write_bench_config``'s overrides),
+``--store``, the bench's config: ``bench.config.bench_config_text``'s overrides),
 opens ``--sessions`` customer sessions on loopback (hello, welcome; 100
 handshakes in flight, like ``bench.loadgen``), waits ``--settle`` seconds and
 reads the child's ``VmRSS`` before and after: ``(after - before) / sessions``
@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -111,21 +110,10 @@ def rss_kb(pid: int) -> int:
 
 
 def write_config(tmp: Path, store: str) -> Path:
-    from bench.run import _merge, bench_agents, toml_dumps
+    from bench.config import bench_config_text
 
-    raw = tomllib.loads((ROOT / "configs" / "gateway.toml").read_text(encoding="utf-8"))
-    faq = raw.get("bot", {}).get("faq", "faq.toml")
-    overrides = {
-        "store": {"url": store, "namespace": f"sessmem-{os.getpid()}"},
-        "limits": {"customer_messages": 1_000_000, "customer_window_s": 1, "agent_messages": 1_000_000,
-                   "agent_window_s": 1, "hello_timeout_s": 60},
-        "routing": {"agent_grace_s": 0},
-        "texts": {"greeting": ""},
-        "bot": {"faq": str((ROOT / "configs" / faq).resolve())},
-        "agents": bench_agents(30, 30),
-    }
     path = tmp / "gateway.toml"
-    path.write_text(toml_dumps(_merge(raw, overrides)), encoding="utf-8")
+    path.write_text(bench_config_text(ROOT, store, f"sessmem-{os.getpid()}", 30, 30), encoding="utf-8")
     return path
 
 
@@ -300,7 +288,7 @@ def main() -> int:
     if args.serve:
         serve_child(args.serve, args.port, args.dump_dir, args.frames)
         return 0
-    from bench.loadgen import raise_nofile
+    from bench.proc_stats import raise_nofile
 
     raise_nofile()
     import uvloop

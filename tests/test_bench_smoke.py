@@ -152,7 +152,7 @@ def test_smoke_workers_row_compares_one_and_two(smoke: tuple[list[dict[str, Any]
 
 @pytest.mark.timeout(300)
 def test_smoke_issue11_targets_are_all_reported(smoke: tuple[list[dict[str, Any]], Path, str]) -> None:
-    from bench.run import issue11_targets
+    from bench.targets import issue11_targets
 
     rows, out, stdout = smoke
     targets = issue11_targets(rows)
