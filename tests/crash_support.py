@@ -13,17 +13,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import inspect
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.model import AgentStatus, Conversation, ConvState, Entry
 from gateway.store import MemoryStore, Store
+from tests.test_store_contract import Bus  # noqa: F401 - the crash tests take it from here
 
 # ------------------------------------------------------------------ dying store
 
@@ -90,30 +87,6 @@ class CrashingStore:
 
 
 # ------------------------------------------------------------------ bus
-
-
-class Bus:
-    """What a store's listener got; ``sync`` waits until every earlier ring has arrived."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self._new = asyncio.Event()
-
-    def on(self, topic: str, payload: dict[str, Any]) -> None:
-        self.events.append((topic, payload))
-        self._new.set()
-
-    async def sync(self, store: Store) -> None:
-        # Redis runs commands one at a time and a subscriber gets messages in
-        # publish order: once our marker is back, every earlier ring is too.
-        mark = uuid.uuid4().hex
-        await store.publish("_mark", {"m": mark})
-        end = time.monotonic() + 5
-        while not any(t == "_mark" and p.get("m") == mark for t, p in self.events):
-            assert time.monotonic() < end, "bus marker never arrived"
-            self._new.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new.wait(), 0.2)
 
 
 # ------------------------------------------------------------------ reading a store's data

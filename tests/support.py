@@ -14,6 +14,8 @@ from typing import Any
 
 import websockets
 
+from bench.config import toml_dumps
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "configs" / "gateway.toml"
 DEMO_FAQ = ROOT / "configs" / "faq.toml"
@@ -131,39 +133,6 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = copy.deepcopy(v)
     return out
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(type(v))
-
-
-def toml_dumps(d: dict[str, Any]) -> str:
-    """Enough TOML for gateway configs: tables, arrays of tables, scalars and lists."""
-    lines: list[str] = []
-    for k, v in d.items():
-        if not isinstance(v, dict) and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
-            lines.append(f"{k} = {_toml_value(v)}")
-    for k, v in d.items():
-        if isinstance(v, dict):
-            lines.append(f"\n[{k}]")
-            for kk, vv in v.items():
-                lines.append(f"{json.dumps(kk)} = {_toml_value(vv)}")
-        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            for item in v:
-                lines.append(f"\n[[{k}]]")
-                for kk, vv in item.items():
-                    lines.append(f"{json.dumps(kk)} = {_toml_value(vv)}")
-    return "\n".join(lines) + "\n"
 
 
 def write_config(tmp: Path, overrides: dict[str, Any] | None = None) -> Path:
