@@ -5,11 +5,17 @@
 local P = KEYS[1]
 -- @include "names"
 
-local _now = nil
--- Redis server time as a JSON number string with microseconds (one reading per script).
+local _time, _now = nil, nil
+-- Redis server time {seconds, microseconds}, read once per script.
+local function server_time()
+  if not _time then _time = redis.call('TIME') end
+  return _time
+end
+
+-- Redis server time as a JSON number string with microseconds.
 local function now_str()
   if not _now then
-    local t = redis.call('TIME')
+    local t = server_time()
     _now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
   end
   return _now
@@ -53,7 +59,12 @@ end
 local function patch_meta(ck, patch_json)
   if patch_json == '' then return end
   local p = cjson.decode(patch_json)
-  for k, v in pairs(p.set or {}) do redis.call('HSET', ck, 'm:' .. k, v) end
+  local fields = {}
+  for k, v in pairs(p.set or {}) do
+    fields[#fields + 1] = 'm:' .. k
+    fields[#fields + 1] = v
+  end
+  if #fields > 0 then redis.call('HSET', ck, unpack(fields)) end
   for _, k in ipairs(p.del or {}) do redis.call('HDEL', ck, 'm:' .. k, 'o:' .. k) end
   for k, items in pairs(p.union or {}) do
     local cur = redis.call('HGET', ck, 'm:' .. k)

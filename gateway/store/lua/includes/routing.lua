@@ -69,7 +69,7 @@ end
 -- microseconds), so "longest idle" orders assignments exactly as they
 -- happened, whichever instance did them. Sets both forms on the agent.
 local function stamp_agent(ak)
-  local t = redis.call('TIME')
+  local t = server_time()
   local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local last = tonumber(redis.call('GET', P .. K_STAMP) or '0')
   if us <= last then us = last + 1 end
