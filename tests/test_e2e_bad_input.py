@@ -47,6 +47,25 @@ async def test_oversized_frame_closes_1009_and_others_keep_working(gateway_app) 
     await say(other, "m1", "什么时候发货")
 
 
+def _frame_of(size: int, mid: str) -> str:
+    """A message frame of exactly ``size`` bytes (padded with a field the gateway ignores)."""
+    base = json.dumps({"type": "message", "id": mid, "text": "什么时候发货", "pad": ""}, ensure_ascii=False)
+    frame = json.dumps({"type": "message", "id": mid, "text": "什么时候发货",
+                        "pad": "x" * (size - len(base.encode()))}, ensure_ascii=False)
+    assert len(frame.encode()) == size
+    return frame
+
+
+async def test_a_frame_of_exactly_64_kib_is_taken_one_byte_more_closes_1009(gateway_app) -> None:
+    app = await gateway_app()
+    c, _ = await customer(app.ws_url, "u-edge")
+    await c.send_raw(_frame_of(64 * 1024, "exact"))
+    await c.wait(lambda f: f.get("type") == "ack" and f.get("id") == "exact", what="ack of the 64 KiB frame")
+    assert c.close_code is None
+    await c.send_raw(_frame_of(64 * 1024 + 1, "over"))
+    assert await c.wait_closed() == 1009
+
+
 async def test_flooding_is_rate_limited_and_not_stored(gateway_app) -> None:
     app = await gateway_app({"limits": {"customer_messages": 5, "customer_window_s": 30}})
     c, w = await customer(app.ws_url, "u-flood")

@@ -119,7 +119,8 @@ async def accept_socket(request: web.Request, max_frame_bytes: int, accepting: b
     if not accepting:
         raise web.HTTPServiceUnavailable(text="shutting down")
     ws = web.WebSocketResponse(
-        max_msg_size=max_frame_bytes,
+        # aiohttp refuses a frame whose length is >= its limit; PROTOCOL refuses only frames *over* the limit
+        max_msg_size=max_frame_bytes + 1,
         heartbeat=30.0,
         compress=False,  # chat frames are small: deflate would cost CPU and a zlib context per socket
     )
