@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import orjson
@@ -52,11 +53,23 @@ def parse_frame(data: str, allowed: frozenset[str]) -> dict[str, Any]:
     return obj
 
 
+_INVISIBLE = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"))
+"""Unicode categories that show nothing on their own: controls, format characters
+(zero-width space and joiners, BOM, bidi marks), spaces, combining marks."""
+
+
+def visible(text: str) -> bool:
+    """True when ``text`` has at least one character that shows."""
+    return any(unicodedata.category(ch) not in _INVISIBLE for ch in text)
+
+
 def text_field(frame: dict[str, Any], max_chars: int, key: str = "text") -> str:
     text = frame.get(key)
     fid = frame.get("id")
     if not isinstance(text, str) or not text.strip():
         raise BadFrame(f"'{key}' must be a non-empty string", frame_id=fid)
+    if not visible(text):
+        raise BadFrame(f"'{key}' has nothing visible (only spaces, zero-width or format characters)", frame_id=fid)
     if len(text) > max_chars:
         raise TooLarge(f"'{key}' is longer than {max_chars} characters", frame_id=fid)
     return text

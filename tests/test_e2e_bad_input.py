@@ -153,3 +153,14 @@ async def test_second_agent_connection_replaces_the_first(gateway_app) -> None:
     assert state.held == [w["conversation"]]
     await second.send({"type": "message", "id": "g", "conversation": w["conversation"], "text": "在的"})
     await c.wait(lambda f: f.get("text") == "在的")
+
+
+async def test_a_message_of_only_zero_width_characters_is_refused_and_not_stored(gateway_app) -> None:
+    app = await gateway_app()
+    c, w = await customer(app.ws_url, "u-zw")
+    await c.send({"type": "message", "id": "zw", "text": "\u200b\u200c\ufeff"})
+    err = await c.wait(lambda f: f.get("type") == "error" and f.get("id") == "zw", what="bad_frame")
+    assert err["code"] == "bad_frame"
+    await say(c, "ok", "什么时候发货")  # barrier: the next message is stored and acked
+    texts = [e.get("text") for e in await app.ctx.store.read_log(w["conversation"]) if e.get("from") == "customer"]
+    assert texts == ["什么时候发货"]

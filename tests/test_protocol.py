@@ -58,3 +58,15 @@ def test_token_bucket() -> None:
     assert [b.allow(0.0) for _ in range(4)] == [True, True, True, False]
     assert b.allow(1.01)  # one token back after a third of the window
     assert not b.allow(1.02)
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\u200b\u200c\u200d\ufeff", " \u2060\u00ad ", "\u202e\u2066", "\u0301\u0301",
+                                  "\u3000\u200b"])
+def test_a_text_with_nothing_visible_is_a_bad_frame(text: str) -> None:
+    with pytest.raises(BadFrame, match="nothing visible"):
+        text_field({"type": "message", "id": "z", "text": text}, 4000)
+
+
+@pytest.mark.parametrize("text", ["好", "a\u200b", "\u200b发货\u200b", "👍", "1", "\u00ad?"])
+def test_a_text_with_something_visible_is_taken(text: str) -> None:
+    assert text_field({"type": "message", "text": text}, 4000) == text
