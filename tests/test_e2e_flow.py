@@ -148,6 +148,12 @@ async def test_transfer_to_skill_and_agent_close_survey_rate(gateway_app) -> Non
     # unknown target agent -> not_found, nothing changes
     await l2.send({"type": "transfer", "id": "t3", "conversation": conv, "agent": "nobody"})
     assert (await l2.wait(is_("error", id="t3")))["code"] == "not_found"
+    # a skill no configured agent has -> not_found, nothing changes (the customer would wait for ever)
+    await l2.send({"type": "transfer", "id": "t4", "conversation": conv, "skill": "nobody-serves-this"})
+    err4 = await l2.wait(is_("error", id="t4"))
+    assert err4["code"] == "not_found" and "nobody-serves-this" in err4["message"]
+    held = await app.ctx.store.get_conversation(conv)
+    assert held is not None and held.agent == "l2" and held.state.value == "assigned"
     # close -> closed + survey; rate -> ack, stored
     await l2.send({"type": "close", "id": "k1", "conversation": conv, "resolution": "resolved"})
     await l2.wait(is_("unassigned", conversation=conv, reason="closed"))

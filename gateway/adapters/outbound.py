@@ -34,8 +34,9 @@ from gateway.adapters.outbox import Outbox, Outcome
 from gateway.config import Config
 from gateway.errors import StoreUnavailable
 from gateway.model import Entry
-from gateway.service.conversations import ConversationService, is_platform_conversation
+from gateway.service.conversations import ConversationService
 from gateway.service.delivery import RESYNC
+from gateway.service.ids import is_platform_conversation
 from gateway.service.platform import PlatformService
 
 log = logging.getLogger("gateway.adapters.outbound")

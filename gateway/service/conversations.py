@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +35,7 @@ from gateway.model import (
     Priority,
 )
 from gateway.service.botholder import BotHolder
+from gateway.service.ids import new_conversation_id
 from gateway.service.metrics import METRICS
 from gateway.service.tokens import check_resume_token, resume_token
 from gateway.store import (
@@ -54,19 +54,6 @@ from gateway.store import (
 log = logging.getLogger("gateway.service")
 
 TIMER_RETRY_S = 2.0  # a timer whose fire failed (store down, a bug) is fired again after this
-
-
-PLATFORM_ID_PREFIX = "p-"
-"""Conversations opened for a platform buyer (``meta.platform`` set) have ids with this
-prefix, so an instance's outbound relay knows a web conversation without reading it."""
-
-
-def new_conversation_id(platform: bool = False) -> str:
-    return f"{PLATFORM_ID_PREFIX if platform else 'c-'}{uuid.uuid4().hex[:20]}"
-
-
-def is_platform_conversation(conversation: str) -> bool:
-    return conversation.startswith(PLATFORM_ID_PREFIX)
 
 
 @dataclass(slots=True, frozen=True)
@@ -325,6 +312,11 @@ class ConversationService:
         return res
 
     async def agent_transfer(self, agent: str, conversation: str, skill: str = "", to_agent: str = "") -> None:
+        if skill and not any(skill in a.profile.skills for a in self.config.agents):
+            conv = await self.store.get_conversation(conversation)  # not holding it is the first error
+            if conv is None or conv.state is not ConvState.ASSIGNED or conv.agent != agent:
+                raise NotAssigned(f"you do not hold {conversation}")
+            raise NotFound(f"no agent serves skill {skill!r}: the customer would wait for ever")
         res = await self.store.transfer(conversation, agent, skill=skill, to_agent=to_agent)  # raises NotAssigned first
         self.placed([res.placement, *res.pulled])
 
