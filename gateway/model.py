@@ -10,6 +10,16 @@ Entry = dict[str, Any]
 """A conversation log entry exactly as it goes on the wire (``seq``, ``ts``, ``type`` …)."""
 
 
+PLATFORMS = ("doudian", "douyin", "pdd", "taobao")
+"""The platforms whose buyers reach the gateway through adapters; their customer ids
+are ``<platform>:<shop>:<buyer>``, a namespace no web client may name."""
+
+
+def is_platform_customer(customer: str) -> bool:
+    head, sep, _ = customer.partition(":")
+    return bool(sep) and head.lower() in PLATFORMS
+
+
 class Priority(enum.StrEnum):
     NORMAL = "normal"
     HIGH = "high"

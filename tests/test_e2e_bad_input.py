@@ -164,3 +164,36 @@ async def test_a_message_of_only_zero_width_characters_is_refused_and_not_stored
     await say(c, "ok", "什么时候发货")  # barrier: the next message is stored and acked
     texts = [e.get("text") for e in await app.ctx.store.read_log(w["conversation"]) if e.get("from") == "customer"]
     assert texts == ["什么时候发货"]
+
+
+async def test_a_web_hello_cannot_name_a_platform_buyer(gateway_app) -> None:
+    app = await gateway_app()
+    for cid in ("pdd:123456:b-42", "Douyin:shop:x", "taobao:s:买家"):
+        c = await Client.connect(f"{app.ws_url}/ws/customer")
+        await c.send({"type": "hello", "customer": {"id": cid}})
+        err = await c.wait(is_("error"), what=f"refusal of {cid}")
+        assert err["code"] == "unauthorized" and await c.wait_closed() == 4401
+        assert await app.ctx.store.customer_conversation(cid) is None  # nothing opened under that id
+    ok, w = await customer(app.ws_url, "pddfan:not-a-platform")  # only the platforms' own prefixes are taken
+    assert w["customer"] == "pddfan:not-a-platform"
+    await ok.close()
+
+
+async def test_vip_counts_only_in_a_signed_hello(gateway_app) -> None:
+    from gateway.service.tokens import customer_signature
+
+    async def priority_after_handoff(app, cid: str, **hello) -> str:  # type: ignore[no-untyped-def]
+        c = await Client.connect(f"{app.ws_url}/ws/customer")
+        await c.send({"type": "hello", "customer": {"id": cid, "vip": True}, **hello})
+        w = await c.wait(is_("welcome"))
+        await say(c, "h", "转人工")
+        await c.wait(lambda f: f.get("from") == "system" and "转接" in f.get("text", ""), what="hand-off notice")
+        conv = await app.ctx.store.get_conversation(w["conversation"])
+        await c.close()
+        return conv.priority.value
+
+    open_app = await gateway_app()
+    assert await priority_after_handoff(open_app, "u-claims-vip") == "normal"  # no secret: a claim, not a fact
+    signed_app = await gateway_app({"customers": {"secret": "s3cret"}})
+    assert await priority_after_handoff(signed_app, "u-real-vip",
+                                        signature=customer_signature("s3cret", "u-real-vip")) == "high"

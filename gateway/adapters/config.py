@@ -14,8 +14,7 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.errors import ConfigError
-
-PLATFORMS = ("doudian", "douyin", "pdd", "taobao")
+from gateway.model import PLATFORMS
 
 DEFAULT_API_BASE = {
     "doudian": "https://openapi-fxg.jinritemai.com",

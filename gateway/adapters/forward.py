@@ -26,10 +26,11 @@ from gateway.adapters.base import (
     map_kind,
     placeholder,
 )
-from gateway.adapters.config import PLATFORMS, ShopConfig
+from gateway.adapters.config import ShopConfig
 from gateway.adapters.signing import relay_sign, verify_relay
 from gateway.adapters.web import answer, parse_json, refused, seconds, text_id
 from gateway.errors import StoreUnavailable
+from gateway.model import PLATFORMS
 
 if TYPE_CHECKING:
     from gateway.adapters.runtime import AdapterRuntime

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import BadFrame, ProtocolError, RateLimited, StoreUnavailable, Unavailable
-from gateway.model import ConvState, Entry
+from gateway.model import ConvState, Entry, is_platform_customer
 from gateway.protocol import CUSTOMER_TYPES, text_field
 from gateway.server.context import Context
 from gateway.server.socket import WsOutlet, accept_socket, error_for, read_hello, serve_frames
@@ -67,12 +67,17 @@ class CustomerSession:
         channel = frame.get("channel", "web")
         if not isinstance(channel, str) or not channel or len(channel) > 32:
             return await self._refuse(4400, "channel must be a string of 1-32 characters")
+        if cid and is_platform_customer(cid):  # platform buyers' ids are the adapters' alone
+            return await self._refuse(4401, "customer ids of the form <platform>:… belong to platform buyers")
         secret = ctx.config.customer_secret
+        signed = False
         if cid and secret:
             sig = frame.get("signature")
             if not isinstance(sig, str) or not check_customer_signature(secret, cid, sig):
                 return await self._refuse(4401, "bad signature")
-        self.name, self.channel, self.vip = name, channel, cust.get("vip") is True
+            signed = True
+        # A priority hint counts only when the shop vouched for it (a signed hello).
+        self.name, self.channel, self.vip = name, channel, signed and cust.get("vip") is True
         resume = frame.get("resume")
         if resume is not None:
             if not isinstance(resume, dict):
