@@ -68,6 +68,8 @@ class Config:
     store_url: str = "memory://"
     namespace: str = "default"
     admin_token_sha256: str = ""
+    metrics_token_sha256: str = ""  # empty: /metrics is open
+    allowed_origins: tuple[str, ...] = ()  # browser origins for the console API and agent socket; empty: any
     customer_secret: str = ""
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     ack_target_s: float = 30.0
@@ -172,6 +174,15 @@ def _token_hash(d: Mapping[str, Any], where: str, *, required: bool) -> str:
     return sha256_hex(token)
 
 
+def _origin(value: str, where: str) -> str:
+    """A browser origin as the ``Origin`` header spells it: ``scheme://host[:port]``, lower case, no path."""
+    o = value.strip().lower().rstrip("/")
+    scheme, sep, rest = o.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or any(c in rest for c in "/?#@ "):
+        raise ConfigError(where, f"must be an origin like https://shop.example.com, got {value!r}")
+    return o
+
+
 _KNOWN_TOP = {"server", "store", "customers", "limits", "routing", "sla", "texts", "console", "bot", "agents", "shops", "adapters"}
 
 
@@ -191,6 +202,10 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Co
     adapters = _table(raw, "adapters", "")
 
     admin = _token_hash({k[6:]: v for k, v in server.items() if k.startswith("admin_")}, "server.admin", required=False)
+    metrics = _token_hash({k[8:]: v for k, v in server.items() if k.startswith("metrics_")}, "server.metrics",
+                          required=False)
+    origins = tuple(_origin(o, f"server.allowed_origins[{i}]")
+                    for i, o in enumerate(_str_list(server, "allowed_origins", "server")))
 
     channel_skills = _table(routing_t, "channel_skills", "routing.")
     for ch, sk in channel_skills.items():
@@ -259,6 +274,8 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Co
         store_url=_str(store, "url", "store", "memory://"),
         namespace=_str(store, "namespace", "store", "default") or "default",
         admin_token_sha256=admin,
+        metrics_token_sha256=metrics,
+        allowed_origins=origins,
         customer_secret=_str(customers, "secret", "customers", ""),
         routing=routing,
         ack_target_s=_num(sla, "ack_target_s", "sla", 30.0, minimum=1.0),

@@ -18,7 +18,7 @@ from gateway.errors import StoreUnavailable
 from gateway.server.agent import agent_ws
 from gateway.server.context import Context
 from gateway.server.customer import customer_ws
-from gateway.server.http import add_routes
+from gateway.server.http import add_routes, install_security
 from gateway.service.botholder import BotHolder
 from gateway.service.conversations import ConversationService
 from gateway.service.delivery import Hub
@@ -71,6 +71,7 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
     ctx = Context(config, store, service, hub, instance)
     app = web.Application(client_max_size=1024 * 1024)
     app["ctx"] = ctx
+    install_security(app)  # security headers on every response; [server] allowed_origins
     app.router.add_get("/ws/customer", customer_ws)
     app.router.add_get("/ws/agent", agent_ws)
     add_routes(app)

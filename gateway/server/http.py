@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from gateway.service.metrics import METRICS
 from gateway.service.tokens import check_token_sha256
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("gateway.http")
 
 
 def _bearer(request: web.Request) -> str:
@@ -52,6 +55,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    ctx: Context = request.app["ctx"]
+    wanted = ctx.config.metrics_token_sha256
+    if wanted and not check_token_sha256(wanted, _bearer(request)):  # no [server] metrics_token: open
+        raise web.HTTPUnauthorized(text='{"error":"unauthorized"}', content_type="application/json",
+                                   headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     return web.Response(body=generate_latest(METRICS.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -111,6 +119,60 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     if STATIC.resolve() not in path.parents or not path.is_file():
         raise web.HTTPNotFound(text="no such file")
     return web.FileResponse(path, headers=_PUBLIC)
+
+
+# ------------------------------------------------------------ security headers and origins
+
+# No inline script anywhere (the pages load only their own modules); inline styles stay
+# allowed (index.html's layout block, the widget's and the reply box's style properties).
+# connect-src 'self' covers the page's own ws:/wss: origin.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'")
+# The customer page may be framed by shops; nothing else may (the console above all).
+FRAMEABLE = frozenset({"/", "/static/index.html"})
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: on every HTTP response, errors included (not on websocket upgrades)."""
+    if isinstance(response, web.WebSocketResponse):
+        return
+    h = response.headers
+    h["X-Content-Type-Options"] = "nosniff"
+    if request.path in FRAMEABLE:
+        h["Content-Security-Policy"] = CSP
+    else:
+        h["Content-Security-Policy"] = CSP + "; frame-ancestors 'none'"
+        h["X-Frame-Options"] = "DENY"
+
+
+def _console_side(path: str) -> bool:
+    """What ``[server] allowed_origins`` guards: the agent socket and the API the console calls."""
+    return path == "/ws/agent" or path.startswith("/api/")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def origin_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse (403, before any websocket upgrade) a browser ``Origin`` not in ``[server] allowed_origins``.
+
+    Empty list: any origin. Requests without ``Origin`` (curl, servers) pass; the customer
+    socket, the pages, the widget and the webhooks are never checked.
+    """
+    ctx: Context = request.app["ctx"]
+    allowed = ctx.config.allowed_origins
+    if allowed and _console_side(request.path):
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.strip().lower().rstrip("/") not in allowed:
+            log.warning("event=origin_refused path=%s origin=%r", request.path, origin[:200])
+            raise web.HTTPForbidden(text='{"error":"forbidden_origin"}', content_type="application/json")
+    return await handler(request)
+
+
+def install_security(app: web.Application) -> None:
+    app.middlewares.append(origin_guard)
+    app.on_response_prepare.append(security_headers)
 
 
 def add_routes(app: web.Application) -> None:
