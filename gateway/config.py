@@ -35,6 +35,7 @@ class Texts:
     handoff: str = "正在为您转接人工客服，请稍候～"
     sla_waiting: str = "当前咨询人数较多，您已进入排队，客服会尽快回复您，请耐心等待。"
     closed_idle: str = "由于您长时间未回复，本次会话已结束。如需帮助请随时联系我们。"
+    queue_overflow: str = "当前排队较久，已为您转接其他客服，请稍候～"
     greeting: str = ""  # optional first log entry of every new conversation
     platform_survey: str = "本次服务已结束，请回复 1-5 为客服打分（5 分最满意）。"
 
@@ -59,6 +60,7 @@ class RoutingConfig:
     channel_skills: Mapping[str, str] = field(default_factory=dict)  # channel -> default skill
     no_bot_channels: tuple[str, ...] = ()  # channels handed straight to people
     turn_retry_s: float = 5.0  # a customer message whose bot turn is unfinished this long is taken over
+    max_queue_s: float = 600.0  # queued this long in another skill: offered to default_skill (0 = never)
 
 
 @dataclass(slots=True, frozen=True)
@@ -218,6 +220,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Co
         channel_skills=dict(channel_skills),
         no_bot_channels=_str_list(routing_t, "no_bot_channels", "routing"),
         turn_retry_s=_num(routing_t, "turn_retry_s", "routing", 5.0, minimum=0.1),
+        max_queue_s=_num(routing_t, "max_queue_s", "routing", 600.0, minimum=0.0),
     )
     if not routing.default_skill:
         raise ConfigError("routing.default_skill", "must not be empty")

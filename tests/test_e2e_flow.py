@@ -318,3 +318,18 @@ async def test_resume_while_queued_gets_the_position(gateway_app) -> None:
                                                          "after": 0})
     q = await c2.wait(is_("queued"))
     assert q["position"] == 2 and q["skill"] == "presale"
+
+
+async def test_a_long_wait_in_an_unserved_skill_is_offered_to_the_default_skill(gateway_app) -> None:
+    app = await gateway_app({"agents": agents_cfg(("g1", ["presale"], 3)),
+                             "routing": {"channel_skills": {"app": "aftersale"}, "max_queue_s": 0.3}})
+    g1, _ = await agent(app.ws_url, "g1", "tok-g1")
+    c, w = await customer(app.ws_url, "u-long-wait", channel="app")
+    await say(c, "m1", "转人工")
+    queued = await c.wait(is_("queued"))
+    assert queued["skill"] == "aftersale"  # nobody online serves it
+    notice = await c.wait(lambda f: f.get("text") == app.config.texts.queue_overflow, what="the overflow notice")
+    assigned = await c.wait(is_("assigned"))
+    assert assigned["agent"]["id"] == "g1" and assigned["seq"] > notice["seq"]
+    got = await g1.wait(is_("assigned"))
+    assert got["conversation"]["id"] == w["conversation"] and got["conversation"]["skill"] == "presale"

@@ -329,3 +329,38 @@ async def test_a_claimed_timer_not_reported_done_comes_back(env: Env) -> None:
     other = await env.twin()
     if other is not s:
         assert await other.claim_due(200.0, retry_after=2.0) == []
+
+
+async def test_overflow_moves_a_long_wait_to_another_skill_keeping_its_place(env: Env) -> None:
+    s = env.store
+    await conv(s, "o1")
+    p = await s.handoff("o1", HandoffRequest(NOTICE, "billing", Priority.NORMAL, {}, "presale", MetaPatch(), 0,
+                                             None, None, ("overflow:o1", 50.0)))
+    assert p is not None and p.position == 1
+    await conv(s, "o-new")
+    await s.handoff("o-new", req("presale"))  # waits in presale, newer than o1
+    assert await s.claim_due(49.0) == [] and await s.claim_due(50.0) == ["overflow:o1"]
+    await env.bus.take(s)
+    moved = await s.overflow("o1", "presale", msg("已为您转接其他客服", "system"))
+    assert moved is not None and (moved.skill, moved.agent) == ("presale", "")
+    assert await s.queue("billing") == [] and await s.queue("presale") == ["o1", "o-new"]  # its ticket is older
+    assert [t for _, t in await texts(s, "o1")][-1] == "已为您转接其他客服"
+    topics = [t for t, _ in await env.bus.take(s, queues=True)]
+    assert topics == ["c:o1", "q:billing", "q:presale"]
+    assert await s.overflow("o1", "presale", msg("x", "system")) is None  # already there: nothing changes
+    await agent(s, "a")  # an agent with room takes the first in line
+    assert await held(s, "a") == ["o1", "o-new"]
+    assert await s.overflow("o1", "billing", msg("x", "system")) is None  # not waiting any more
+
+
+async def test_overflow_timer_only_while_waiting_and_dropped_on_close(env: Env) -> None:
+    s = env.store
+    await agent(s, "a", cap=1)
+    await conv(s, "v1")
+    await conv(s, "v2")
+    for c in ("v1", "v2"):
+        await s.handoff(c, HandoffRequest(NOTICE, "presale", Priority.NORMAL, {}, "presale", MetaPatch(), 0,
+                                          None, None, (f"overflow:{c}", 50.0)))
+    assert await held(s, "a") == ["v1"]  # assigned at once: no overflow timer for v1
+    await s.close_conversation("v2", "customer")
+    assert await s.claim_due(1000.0) == []

@@ -48,6 +48,7 @@ from gateway.store import (
     conv_topic,
     grace_timer,
     idle_timer,
+    overflow_timer,
     sla_timer,
 )
 
@@ -230,6 +231,7 @@ class ConversationService:
             skill=skill, priority=Priority(priority), channel_skills=dict(routing.channel_skills),
             default_skill=routing.default_skill, meta=patch, turn=turn,
             sla=(sla_timer(conversation), now + self.config.ack_target_s), note=note,
+            overflow=(overflow_timer(conversation), now + routing.max_queue_s) if routing.max_queue_s > 0 else None,
         )
         placement = await self.store.handoff(conversation, req)
         if placement is None:
@@ -376,6 +378,14 @@ class ConversationService:
                 METRICS.sla_waiting_notices.inc()
         elif kind == TIMER_PREFIXES["turn"]:
             await self._recover_turn(ident)
+        elif kind == TIMER_PREFIXES["overflow"]:
+            moved = await self.store.overflow(ident, self.config.routing.default_skill,
+                                              {"type": "message", "from": "system",
+                                               "text": self.config.texts.queue_overflow})
+            if moved is not None:
+                log.info("event=queue_overflow conversation=%s skill=%s agent=%s", ident, moved.skill,
+                         moved.agent or "-")
+                self.placed([moved])
 
     async def _recover_turn(self, ident: str) -> None:
         """A customer message whose turn was not finished in time (its instance died, or is stuck)."""

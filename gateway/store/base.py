@@ -34,7 +34,7 @@ BusListener = Callable[[str, dict[str, Any]], None]
 TOPIC_PREFIXES = {"conversation": "c:", "agent": "a:", "queue": "q:"}
 """Bus topic prefixes: the only spelling (the Lua scripts get them generated from here)."""
 
-TIMER_PREFIXES = {"idle": "idle:", "sla": "sla:", "grace": "grace:", "turn": "turn:"}
+TIMER_PREFIXES = {"idle": "idle:", "sla": "sla:", "grace": "grace:", "turn": "turn:", "overflow": "overflow:"}
 """Timer key prefixes: ``idle:<conv>``, ``sla:<conv>``, ``grace:<agent>``, ``turn:<conv>:<seq>``."""
 
 
@@ -60,6 +60,10 @@ def sla_timer(conversation: str) -> str:
 
 def grace_timer(agent: str) -> str:
     return TIMER_PREFIXES["grace"] + agent
+
+
+def overflow_timer(conversation: str) -> str:
+    return TIMER_PREFIXES["overflow"] + conversation
 
 
 def turn_timer(conversation: str, seq: int) -> str:
@@ -128,6 +132,7 @@ class HandoffRequest:
     turn: int = 0  # the customer message whose turn this finishes (0 = none): refused if not pending
     sla: tuple[str, float] | None = None  # the SLA timer scheduled when it waits or is assigned
     note: Entry | None = None  # an entry logged before the notice (a platform event that caused the hand-off)
+    overflow: tuple[str, float] | None = None  # when a wait this long would move it to the default skill
 
 
 @dataclass(slots=True, frozen=True)
@@ -299,6 +304,15 @@ class Store(abc.ABC):
         every pending turn finished, the ticket, routing (assign or queue), the
         SLA timer and the queue's new positions. None when the guard failed
         (nothing changed).
+        """
+
+    @abc.abstractmethod
+    async def overflow(self, conversation: str, skill: str, notice: Entry) -> Placement | None:
+        """A conversation waiting too long in another skill's queue goes to ``skill`` in one step.
+
+        It keeps its ticket and priority (so it goes ahead of newer arrivals
+        there), ``notice`` is logged, and both queues' new orders are published.
+        None (nothing changed) unless it is QUEUED in a skill other than ``skill``.
         """
 
     @abc.abstractmethod

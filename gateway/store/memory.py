@@ -35,6 +35,7 @@ from gateway.store.base import (
     conv_topic,
     grace_timer,
     idle_timer,
+    overflow_timer,
     sla_timer,
     turn_timer,
 )
@@ -313,6 +314,20 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
         placement = self._route(c)
         if req.sla is not None:
             self._schedule(*req.sla)
+        if req.overflow is not None and not placement.agent:
+            self._schedule(*req.overflow)
+        self._flush_moved()
+        return placement
+
+    async def overflow(self, conversation: str, skill: str, notice: Entry) -> Placement | None:
+        c = self._convs.get(conversation)
+        waiting = self._waiting.get(conversation)
+        if c is None or c.state is not ConvState.QUEUED or waiting is None or waiting[0] == skill:
+            return None
+        self._dequeue(c)
+        self._append(conversation, notice)
+        c.skill = skill
+        placement = self._route(c)
         self._flush_moved()
         return placement
 
@@ -367,8 +382,8 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
         if notice is not None:
             self._append(conversation, notice)
         self._clear_turns(conversation)
-        self._cancel(idle_timer(conversation))
-        self._cancel(sla_timer(conversation))
+        for key in (idle_timer(conversation), sla_timer(conversation), overflow_timer(conversation)):
+            self._cancel(key)
         left = self._dequeue(c) if c.state is ConvState.QUEUED else ""
         holder = c.agent if c.state is ConvState.ASSIGNED else ""
         c.state, c.agent, c.closed_at, c.close_reason = ConvState.CLOSED, "", time.time(), reason

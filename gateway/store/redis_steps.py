@@ -117,7 +117,8 @@ class ConversationSteps:
             "handoff", [k.conv(conversation), k.tickets],
             [conversation, codec.entry_body(req.notice), req.skill, Priority(req.priority).value,
              orjson.dumps(req.channel_skills), req.default_skill, codec.patch(req.meta), str(req.turn),
-             req.sla[0] if req.sla else "", codec.num(req.sla[1]) if req.sla else "0", codec.entry_body(req.note)],
+             req.sla[0] if req.sla else "", codec.num(req.sla[1]) if req.sla else "0", codec.entry_body(req.note),
+             req.overflow[0] if req.overflow else "", codec.num(req.overflow[1]) if req.overflow else "0"],
         )
         status = codec.text(res[0])
         if status == "not_found":
@@ -125,6 +126,11 @@ class ConversationSteps:
         if status == "none":
             return None
         return codec.placement(res[1])
+
+    async def overflow(self, conversation: str, skill: str, notice: Entry) -> Placement | None:
+        res = await self._run("overflow", [self.keys.conv(conversation)],
+                              [conversation, skill, codec.entry_body(notice)])
+        return codec.placement(res[1]) if codec.text(res[0]) == "ok" else None
 
     async def close_conversation(
         self,

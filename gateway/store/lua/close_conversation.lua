@@ -27,7 +27,7 @@ if ARGV[5] ~= '' and c[1] == 'queued' then
 end
 if ARGV[4] ~= '' then append_entry(conv, ARGV[4]) end
 if c[1] == 'bot' then clear_turns(conv, ck) end  -- only the bot has pending turns (a hand-off finishes them)
-redis.call('ZREM', P .. K_TIMERS, TM_IDLE .. conv, TM_SLA .. conv)
+redis.call('ZREM', P .. K_TIMERS, TM_IDLE .. conv, TM_SLA .. conv, TM_OVERFLOW .. conv)
 local left = ''
 if c[1] == 'queued' and c[3] and redis.call('ZREM', P .. K_QUEUE .. c[3], conv) == 1 then
   left = c[3]

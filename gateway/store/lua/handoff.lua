@@ -7,6 +7,7 @@
 -- ARGV[5] channel -> skill JSON object, ARGV[6] default skill, ARGV[7] meta patch JSON ("")
 -- ARGV[8] seq of the pending turn it finishes ("0" = none), ARGV[9] SLA timer key (""), ARGV[10] its due
 -- ARGV[11] an entry logged before the notice, JSON without its closing brace ("" = none)
+-- ARGV[12] overflow timer key (""), ARGV[13] its due: set when it waits in a queue
 -- Returns {"ok", placement} | {"none"} (not BOT, or the turn is no longer pending: nothing changed)
 --       | {"not_found"}
 -- Guarantees: the guard, the note and the notice, the meta patch, every pending turn
@@ -35,5 +36,6 @@ local ticket = redis.call('INCR', KEYS[3])
 redis.call('HSET', ck, 'skill', skill, 'priority', ARGV[4], 'ticket', ticket)
 local placement = route(conv, '')
 if ARGV[9] ~= '' then redis.call('ZADD', P .. K_TIMERS, ARGV[10], ARGV[9]) end
+if ARGV[12] ~= '' and placement[3] == '' then redis.call('ZADD', P .. K_TIMERS, ARGV[13], ARGV[12]) end
 publish_moved()
 return {'ok', placement}
