@@ -103,3 +103,23 @@ async def test_sighup_reloads_and_sigterm_drains_with_1012(gateway_proc, tmp_pat
     rc = await asyncio.to_thread(gw.proc.wait, 15)
     assert rc == 0 and time.monotonic() - started < 15
     assert c.of(is_("welcome"))
+
+
+async def test_a_queue_nobody_can_serve_shows_on_readyz_and_in_metrics(gateway_app) -> None:
+    import aiohttp
+
+    from tests.e2e import customer, say
+    from tests.support import is_
+
+    app = await gateway_app({"routing": {"channel_skills": {"app": "nobody-skill"}, "max_queue_s": 0}})
+    c, _ = await customer(app.ws_url, "u-stranded", channel="app")
+    await say(c, "m1", "转人工")
+    await c.wait(is_("queued"))
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{app.http_url}/readyz") as r:
+            ready = await r.json()
+        async with s.get(f"{app.http_url}/metrics") as r:
+            text = await r.text()
+    assert r.status == 200 and ready["ready"] is True and ready["unserved_queues"] == {"nobody-skill": 1}
+    assert 'gateway_unserved_queue_length{skill="nobody-skill"} 1.0' in text
+    assert 'gateway_queue_length{skill="nobody-skill"} 1.0' in text

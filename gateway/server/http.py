@@ -47,11 +47,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     ctx: Context = request.app["ctx"]
+    body: dict[str, Any] = {"instance": ctx.instance}
     try:
         ok = ctx.accepting and await ctx.service.ready()
+        if ok:  # still ready (this instance serves), but say which queues nobody can serve
+            body["unserved_queues"] = await ctx.service.unserved_queues()
     except Exception:
         ok = False
-    return web.json_response({"ready": ok, "instance": ctx.instance}, status=200 if ok else 503)
+    return web.json_response({"ready": ok, **body}, status=200 if ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -60,6 +63,14 @@ async def metrics(request: web.Request) -> web.Response:
     if wanted and not check_token_sha256(wanted, _bearer(request)):  # no [server] metrics_token: open
         raise web.HTTPUnauthorized(text='{"error":"unauthorized"}', content_type="application/json",
                                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    try:  # queue gauges are read at scrape time (any instance sees every queue of its namespace)
+        lengths = await ctx.service.queue_lengths()
+        unserved = await ctx.service.unserved_queues()
+        for skill, n in lengths.items():
+            METRICS.queue_length.labels(skill).set(n)
+            METRICS.unserved_queue_length.labels(skill).set(unserved.get(skill, 0))
+    except Exception as e:  # the store is down: the counters still go out
+        log.warning("event=metrics_queues_unavailable error=%r", e)
     return web.Response(body=generate_latest(METRICS.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

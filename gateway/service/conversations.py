@@ -26,7 +26,6 @@ from gateway.bot.types import BotDecision, DecisionKind
 from gateway.config import Config
 from gateway.errors import Closed, NotAssigned, NotFound
 from gateway.model import (
-    AgentState,
     AgentStatus,
     Conversation,
     ConvState,
@@ -37,6 +36,7 @@ from gateway.model import (
 from gateway.service.botholder import BotHolder
 from gateway.service.ids import new_conversation_id
 from gateway.service.metrics import METRICS
+from gateway.service.reads import ConversationReads
 from gateway.service.tokens import check_resume_token, resume_token
 from gateway.store import (
     TIMER_PREFIXES,
@@ -64,7 +64,7 @@ class Opened:
     log: tuple[Entry, ...] = ()  # the log as the open step left it (a new conversation: the greeting)
 
 
-class ConversationService:
+class ConversationService(ConversationReads):
     def __init__(self, config: Config, store: Store, bot: BotHolder, instance: str) -> None:
         self.config = config
         self.store = store
@@ -76,37 +76,6 @@ class ConversationService:
         self._secret = await self.store.shared_secret()
         for a in self.config.agents:
             await self.store.register_agent(a.profile)
-
-    # ------------------------------------------------------------ reads
-    async def conversation(self, conversation: str) -> Conversation | None:
-        return await self.store.get_conversation(conversation)
-
-    async def current_conversation(self, customer: str) -> Conversation | None:
-        """The customer's most recent conversation (open or closed)."""
-        conv_id = await self.store.customer_conversation(customer)
-        return await self.store.get_conversation(conv_id) if conv_id else None
-
-    async def read_log(self, conversation: str, after: int = 0) -> list[Entry]:
-        return await self.store.read_log(conversation, after)
-
-    async def queue_position(self, conv: Conversation) -> int:
-        """1-based position of a waiting conversation in its skill queue, 0 if it is not waiting."""
-        if conv.state is not ConvState.QUEUED:
-            return 0
-        queue = await self.store.queue(conv.skill)
-        return queue.index(conv.id) + 1 if conv.id in queue else 0
-
-    async def agent_state(self, agent: str) -> AgentState | None:
-        return await self.store.get_agent(agent)
-
-    async def agents(self) -> list[AgentState]:
-        return await self.store.list_agents()
-
-    async def queue_lengths(self) -> dict[str, int]:
-        return await self.store.queue_lengths()
-
-    async def ready(self) -> bool:
-        return await self.store.ping()
 
     # ------------------------------------------------------------ customers
     def token_for(self, conv: Conversation) -> str:

@@ -26,6 +26,12 @@ class Metrics:
         self.errors = Counter("gateway_errors_total", "Error frames sent", ["code"], registry=r)
         self.customers_connected = Gauge("gateway_customers_connected", "Customer sockets", registry=r)
         self.agents_connected = Gauge("gateway_agents_connected", "Agent sockets", registry=r)
+        self.queue_length = Gauge("gateway_queue_length", "Conversations waiting, per skill queue (at scrape)",
+                                  ["skill"], registry=r)
+        self.unserved_queue_length = Gauge(
+            "gateway_unserved_queue_length", "Conversations waiting in a skill no configured agent has (at scrape)",
+            ["skill"], registry=r,
+        )
         self.ack_seconds = Histogram(
             "gateway_ack_seconds", "Frame received to ack sent",
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0), registry=r,

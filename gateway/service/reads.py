@@ -1,0 +1,51 @@
+"""What handlers may read through the service: conversations, logs, queues, agents.
+
+A mixin of ``ConversationService``: reads only, so the service stays the one
+way into conversations and the server never touches the store.
+"""
+
+from __future__ import annotations
+
+from gateway.config import Config
+from gateway.model import AgentState, Conversation, ConvState, Entry
+from gateway.store import Store
+
+
+class ConversationReads:
+    config: Config
+    store: Store
+
+    async def conversation(self, conversation: str) -> Conversation | None:
+        return await self.store.get_conversation(conversation)
+
+    async def current_conversation(self, customer: str) -> Conversation | None:
+        """The customer's most recent conversation (open or closed)."""
+        conv_id = await self.store.customer_conversation(customer)
+        return await self.store.get_conversation(conv_id) if conv_id else None
+
+    async def read_log(self, conversation: str, after: int = 0) -> list[Entry]:
+        return await self.store.read_log(conversation, after)
+
+    async def queue_position(self, conv: Conversation) -> int:
+        """1-based position of a waiting conversation in its skill queue, 0 if it is not waiting."""
+        if conv.state is not ConvState.QUEUED:
+            return 0
+        queue = await self.store.queue(conv.skill)
+        return queue.index(conv.id) + 1 if conv.id in queue else 0
+
+    async def agent_state(self, agent: str) -> AgentState | None:
+        return await self.store.get_agent(agent)
+
+    async def agents(self) -> list[AgentState]:
+        return await self.store.list_agents()
+
+    async def queue_lengths(self) -> dict[str, int]:
+        return await self.store.queue_lengths()
+
+    async def ready(self) -> bool:
+        return await self.store.ping()
+
+    async def unserved_queues(self) -> dict[str, int]:
+        """Waiting conversations per skill that no configured agent has (they need a person's attention)."""
+        served = {s for a in self.config.agents for s in a.profile.skills}
+        return {s: n for s, n in (await self.store.queue_lengths()).items() if n and s not in served}
