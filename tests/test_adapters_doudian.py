@@ -193,3 +193,32 @@ async def test_agent_reply_in_an_event_conversation_reports_no_route(gateway_app
     await eventually(lambda: True)
     assert await gw.ctx.store.dead_letters() == []  # nothing was attempted
     await a2.close()
+
+
+async def test_content_type_must_be_json_else_415_before_anything(gateway_app: Any) -> None:
+    gw = await start(gateway_app)
+    for ctype in (None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=gbk",
+                  "text/json"):
+        status, answer = await doudian_push(gw.http_url, APP, SECRET, REFUND_200, content_type=ctype)  # well signed
+        assert status == 415 and answer["code"] == 1 and answer["error"] == "unsupported_media_type", (ctype, answer)
+        assert "application/json" in answer["message"]
+    # before the signature check too
+    status, answer = await doudian_push(gw.http_url, APP, SECRET, "a=1", sign="", content_type="text/plain")
+    assert status == 415 and answer["code"] == 1
+    assert await gw.ctx.store.customer_conversation(f"doudian:{SHOP}:order-{ORDER}") is None
+    # a charset parameter is allowed; the acknowledgement is exactly as before
+    for ctype in ("application/json; charset=utf-8", "application/json;charset=UTF-8"):
+        assert await doudian_push(gw.http_url, APP, SECRET, REFUND_200, content_type=ctype) == (
+            200, {"code": 0, "msg": "success"})
+        assert await doudian_push(gw.http_url, APP, SECRET, ENDPOINT_CHECK, content_type=ctype) == (
+            200, {"code": 0, "msg": "success"})
+
+
+async def test_signature_is_checked_over_raw_bytes_before_parsing(gateway_app: Any) -> None:
+    gw = await start(gateway_app)
+    for raw in (b"not json", b"", b"\xff\xfe[", b'[{"tag":"200"'):
+        for sign, app_id in (("", APP), ("0" * 32, APP), (None, "dk999")):
+            status, answer = await doudian_push(gw.http_url, APP, SECRET, raw, sign=sign, app_id=app_id)
+            assert status == 401 and answer["code"] == 1 and answer["msg"] == "fail", (raw, sign, answer)
+        status, answer = await doudian_push(gw.http_url, APP, SECRET, raw)
+        assert status == 400 and answer["code"] == 1 and answer["msg"] == "fail", (raw, answer)

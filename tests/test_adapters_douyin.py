@@ -138,3 +138,46 @@ async def test_platform_error_code_is_not_retried(gateway_app: Any, douyin: Fake
     await eventually_async(lambda: gw.ctx.store.dead_letters(), what="dead letter")
     dead = (await gw.ctx.store.dead_letters())[0]
     assert "2190004" in dead["error"] and dead["attempts"] == 1 and douyin.attempts == 1
+
+
+REFUSED_TYPES: list[str | None] = [None, "text/plain", "application/x-www-form-urlencoded", "application/octet-stream",
+                                   "application/json; charset=gbk", "application/jsonp", "multipart/form-data"]
+
+
+async def test_content_type_must_be_json_else_415_before_anything(gateway_app: Any, douyin: FakeDouyin) -> None:
+    gw = await start(gateway_app, douyin)
+    ev = douyin_event("srv-ct", "buyer-ct", ACCOUNT, "你好")
+    for ctype in REFUSED_TYPES:
+        status, body = await douyin_push(gw.http_url, SECRET, ev, content_type=ctype)  # signed correctly
+        assert status == 415 and body["ok"] is False and body["error"] == "unsupported_media_type", (ctype, body)
+        assert "application/json" in body["message"]
+    # 415 comes before the signature check: an unsigned, malformed form body is still a 415
+    status, body = await douyin_push(gw.http_url, SECRET, b"a=1&b=2", signature="",
+                                     content_type="application/x-www-form-urlencoded")
+    assert (status, body["error"]) == (415, "unsupported_media_type")
+    assert await conv_log(gw, "buyer-ct") == []
+    # a charset parameter (any case) is allowed; the acknowledgement is as before
+    status, body = await douyin_push(gw.http_url, SECRET, ev, content_type="Application/JSON; charset=UTF-8")
+    assert status == 200 and body["ok"] is True and body["status"] == "stored"
+    challenge = {"event": "verify_webhook", "client_key": "awkey", "content": {"challenge": 7}}
+    assert await douyin_push(gw.http_url, SECRET, challenge, content_type="application/json;charset=utf-8") == (
+        200, {"challenge": 7})
+
+
+async def test_signature_is_checked_over_raw_bytes_before_parsing(gateway_app: Any, douyin: FakeDouyin) -> None:
+    gw = await start(gateway_app, douyin)
+    for raw in (b"{not json", b"", b"\xff\xfe", b'{"event": "im_receive_msg"'):
+        for sig in ("", "0" * 40, signing.douyin_webhook_sign("other-secret", raw)):
+            status, body = await douyin_push(gw.http_url, SECRET, raw, signature=sig)
+            assert status == 401 and body["error"] == "unauthorized", (raw, sig, body)
+        status, body = await douyin_push(gw.http_url, SECRET, raw)  # well signed, still malformed
+        assert status == 400 and body["error"] == "bad_request", (raw, body)
+    status, body = await douyin_push(gw.http_url, SECRET, b"[1, 2]")
+    assert status == 400 and "JSON object" in body["message"]
+    # the signature covers the bytes as received: a re-serialised body does not verify
+    ev = douyin_event("srv-raw", "buyer-raw", ACCOUNT, "你好")
+    spaced = json.dumps(ev, ensure_ascii=True).encode()
+    compact_sig = signing.douyin_webhook_sign(SECRET, json.dumps(ev, ensure_ascii=False, separators=(",", ":"))
+                                              .encode())
+    assert (await douyin_push(gw.http_url, SECRET, spaced, signature=compact_sig))[0] == 401
+    assert (await douyin_push(gw.http_url, SECRET, spaced))[1]["status"] == "stored"

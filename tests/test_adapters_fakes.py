@@ -123,15 +123,22 @@ class FakeRelay(LocalServer):
         return [r["text"] for r in self.replies if buyer is None or r["buyer"] == buyer]
 
 
+def with_content_type(headers: dict[str, str], content_type: str | None) -> dict[str, Any]:
+    """Request kwargs with this Content-Type, or with none at all (aiohttp would add octet-stream)."""
+    if content_type is None:
+        return {"headers": headers, "skip_auto_headers": ["Content-Type"]}
+    return {"headers": {**headers, "Content-Type": content_type}}
+
+
 async def relay_post(gw_url: str, platform: str, shop: str, secret: str, records: list[dict[str, Any]],
-                     *, ts: int | None = None, sign: str | None = None, body: bytes | None = None
-                     ) -> tuple[int, dict[str, Any]]:
+                     *, ts: int | None = None, sign: str | None = None, body: bytes | None = None,
+                     content_type: str | None = "application/json") -> tuple[int, dict[str, Any]]:
     raw = body if body is not None else json.dumps({"records": records}, ensure_ascii=False).encode()
     t = str(ts if ts is not None else int(time.time()))
-    headers = {"X-Gateway-Shop": shop, "X-Gateway-Timestamp": t, "Content-Type": "application/json",
+    headers = {"X-Gateway-Shop": shop, "X-Gateway-Timestamp": t,
                "X-Gateway-Signature": sign if sign is not None else signing.relay_sign(secret, t, raw)}
     async with aiohttp.ClientSession() as s, s.post(f"{gw_url}/adapters/forward/{platform}", data=raw,
-                                                    headers=headers) as r:
+                                                    **with_content_type(headers, content_type)) as r:
         return r.status, await r.json(content_type=None)
 
 
@@ -190,13 +197,15 @@ def douyin_event(msg_id: str, buyer: str, account: str, text: str, *, message_ty
             "log_id": f"log-{msg_id}"}
 
 
-async def douyin_push(gw_url: str, secret: str, event: dict[str, Any], *, msg_id: str = "",
-                      signature: str | None = None) -> tuple[int, Any]:
-    body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json", "Msg-Id": msg_id or f"m-{time.monotonic_ns()}",
+async def douyin_push(gw_url: str, secret: str, event: dict[str, Any] | bytes, *, msg_id: str = "",
+                      signature: str | None = None, content_type: str | None = "application/json"
+                      ) -> tuple[int, Any]:
+    """POSTs ``event`` (compact JSON, or these exact bytes) signed with ``secret`` unless ``signature``."""
+    body = event if isinstance(event, bytes) else json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = {"Msg-Id": msg_id or f"m-{time.monotonic_ns()}",
                "X-Douyin-Signature": signing.douyin_webhook_sign(secret, body) if signature is None else signature}
     async with aiohttp.ClientSession() as s, s.post(f"{gw_url}/adapters/douyin/webhook", data=body,
-                                                    headers=headers) as r:
+                                                    **with_content_type(headers, content_type)) as r:
         return r.status, await r.json(content_type=None)
 
 
@@ -204,12 +213,13 @@ async def douyin_push(gw_url: str, secret: str, event: dict[str, Any], *, msg_id
 
 
 async def doudian_push(gw_url: str, app_key: str, secret: str, body: str | bytes, *,
-                       sign: str | None = None, app_id: str | None = None) -> tuple[int, Any]:
+                       sign: str | None = None, app_id: str | None = None,
+                       content_type: str | None = "application/json") -> tuple[int, Any]:
     raw = body.encode() if isinstance(body, str) else body
-    headers = {"Content-Type": "application/json", "app-id": app_key if app_id is None else app_id,
+    headers = {"app-id": app_key if app_id is None else app_id,
                "event-sign": signing.doudian_push_sign(app_key, secret, raw) if sign is None else sign}
     async with aiohttp.ClientSession() as s, s.post(f"{gw_url}/adapters/doudian/events", data=raw,
-                                                    headers=headers) as r:
+                                                    **with_content_type(headers, content_type)) as r:
         return r.status, await r.json(content_type=None)
 
 

@@ -255,3 +255,29 @@ async def test_replies_are_signed_for_the_relay(gateway_app: Any, relay: FakeRel
     assert relay.rejected[0] == "signature" and relay.replies == []
     await eventually_async(lambda: gw.ctx.store.dead_letters(), what="dead letter for 401")
     assert json.dumps((await gw.ctx.store.dead_letters())[0]["http_status"]) == "401"
+
+
+async def test_content_type_must_be_json_else_415_before_anything(gateway_app: Any, relay: FakeRelay) -> None:
+    gw = await start(gateway_app, relay)
+    rec = [text_record("m1", "b1", "什么时候发货")]
+    for ctype in (None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1",
+                  "application/problem+json"):
+        status, body = await relay_post(gw.http_url, "pdd", SHOP, SECRET, rec, content_type=ctype)  # well signed
+        assert status == 415 and body["ok"] is False and body["error"] == "unsupported_media_type", (ctype, body)
+        assert "application/json" in body["message"]
+    # before the signature and timestamp checks too
+    status, body = await relay_post(gw.http_url, "pdd", SHOP, SECRET, rec, sign="", ts=1, content_type="text/plain")
+    assert (status, body["error"]) == (415, "unsupported_media_type")
+    assert await customer_log(gw, "b1") == []
+    status, body = await relay_post(gw.http_url, "pdd", SHOP, SECRET, rec, content_type="application/json; charset=utf-8")
+    assert status == 200 and body["ok"] is True and body["results"][0]["status"] == "stored"
+
+
+async def test_signature_is_checked_over_raw_bytes_before_parsing(gateway_app: Any, relay: FakeRelay) -> None:
+    gw = await start(gateway_app, relay)
+    for raw in (b"{not json", b"", b"\xff\xfe", b'{"records": ['):
+        for secret, sign in (("wrong-secret", None), (SECRET, ""), (SECRET, "0" * 64)):
+            status, body = await relay_post(gw.http_url, "pdd", SHOP, secret, [], body=raw, sign=sign)
+            assert status == 401 and body["error"] == "unauthorized", (raw, sign, body)
+        status, body = await relay_post(gw.http_url, "pdd", SHOP, SECRET, [], body=raw)
+        assert status == 400 and body["error"] == "bad_request", (raw, body)

@@ -1,7 +1,8 @@
 """抖音私信 (open.douyin.com, enterprise accounts): webhooks in, ``/im/send/msg/`` out.
 
 Webhook: ``POST /adapters/douyin/webhook``, ``X-Douyin-Signature`` =
-sha1_hex(client_secret + raw body), ``Msg-Id`` per delivery (retried 3 times
+sha1_hex(client_secret + raw body), checked over the raw bytes before the body is
+parsed (``Content-Type: application/json`` required, else 415), ``Msg-Id`` per delivery (retried 3 times
 within a 5 s timeout, so we answer as soon as the message is stored).
 ``verify_webhook`` gets ``{"challenge": <value>}`` back. Only private
 (``conversation_type`` 1) ``im_receive_msg`` events become buyer messages;
@@ -31,7 +32,7 @@ from gateway.adapters.base import (
 )
 from gateway.adapters.config import ShopConfig
 from gateway.adapters.signing import verify_douyin_webhook
-from gateway.adapters.web import answer, json_field, parse_json, refused, seconds, text_id
+from gateway.adapters.web import answer, json_field, parse_json, refused, seconds, text_id, wrong_content_type
 from gateway.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -84,8 +85,17 @@ class DouyinWebhook:
         self.rt = rt
 
     async def handle(self, request: web.Request) -> web.Response:
+        bad_type = wrong_content_type(request)
+        if bad_type:
+            return refused(415, "unsupported_media_type", bad_type)
         body = await request.read()
         signature = request.headers.get("X-Douyin-Signature", "")
+        # The signature is checked over the raw bytes before anything is parsed: every configured app
+        # whose secret signs this body (apps of one app_key share one secret, checked at config load).
+        shops = [s for s in self.rt.cfg.native("douyin") if verify_douyin_webhook(s.app_secret, body, signature)]
+        if not shops:
+            log.warning("event=douyin_bad_signature")
+            return refused(401, "unauthorized", "bad or missing X-Douyin-Signature")
         try:
             event = parse_json(body)
             if not isinstance(event, dict):
@@ -93,12 +103,11 @@ class DouyinWebhook:
         except BadPayload as e:
             return refused(400, "bad_request", str(e))
         client_key = event.get("client_key")
-        shops = [s for s in self.rt.cfg.native("douyin") if not isinstance(client_key, str) or s.app_key == client_key]
-        # Every candidate app shares one secret per app_key (checked at config load).
-        shops = [s for s in shops if verify_douyin_webhook(s.app_secret, body, signature)]
-        if not shops:
-            log.warning("event=douyin_bad_signature client_key=%r", client_key)
-            return refused(401, "unauthorized", "bad or missing X-Douyin-Signature")
+        if isinstance(client_key, str):
+            shops = [s for s in shops if s.app_key == client_key]
+            if not shops:
+                log.warning("event=douyin_bad_signature client_key=%r", client_key)
+                return refused(401, "unauthorized", "bad or missing X-Douyin-Signature")
         name = event.get("event")
         try:
             if name == "verify_webhook":

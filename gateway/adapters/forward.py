@@ -3,7 +3,9 @@
 The wire format is documented for relay authors in README.md (Platform adapters)
 ("Relay protocol"). Both directions carry the same three headers:
 ``X-Gateway-Shop`` (shop_id), ``X-Gateway-Timestamp`` (Unix seconds) and
-``X-Gateway-Signature`` = hex(HMAC-SHA256(relay_secret, timestamp + raw body)).
+``X-Gateway-Signature`` = hex(HMAC-SHA256(relay_secret, timestamp + raw body)),
+checked over the raw bytes before the body is parsed; ``Content-Type:
+application/json`` is required (else 415).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from gateway.adapters.base import (
 )
 from gateway.adapters.config import ShopConfig
 from gateway.adapters.signing import relay_sign, verify_relay
-from gateway.adapters.web import answer, parse_json, refused, seconds, text_id
+from gateway.adapters.web import answer, parse_json, refused, seconds, text_id, wrong_content_type
 from gateway.errors import StoreUnavailable
 from gateway.model import PLATFORMS
 
@@ -106,6 +108,9 @@ class ForwardEndpoint:
         platform = request.match_info["platform"]
         if platform not in PLATFORMS:
             return refused(404, "not_found", f"unknown platform {platform!r} (one of {', '.join(PLATFORMS)})")
+        bad_type = wrong_content_type(request)
+        if bad_type:
+            return refused(415, "unsupported_media_type", bad_type)
         shop = rt.cfg.find(platform, request.headers.get(SHOP_HEADER, ""))
         if shop is None or not shop.relay:
             return refused(401, "unauthorized", f"unknown relay shop (header {SHOP_HEADER})")

@@ -19,6 +19,22 @@ def refused(status: int, code: str, message: str) -> web.Response:
     return answer({"ok": False, "error": code, "message": message}, status)
 
 
+JSON_TYPE = "application/json"
+UTF8 = ("utf-8", "utf8")
+
+
+def wrong_content_type(request: web.Request, expected: str = JSON_TYPE) -> str | None:
+    """Why the request's Content-Type is not ``expected`` (a UTF-8 charset is allowed), or None.
+
+    Checked from the headers alone, before the body is read: the handlers answer 415.
+    """
+    got = request.headers.get("Content-Type", "").strip()
+    charset = (request.charset or "").lower()
+    if got and request.content_type == expected and charset in ("", *UTF8):
+        return None
+    return f"Content-Type must be {expected} (charset utf-8 allowed), got {got[:100] or 'none'!r}"
+
+
 def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
