@@ -60,8 +60,10 @@ def bench_config_text(src: Path, store_url: str, namespace: str, agents: int, ca
     overrides = {
         "store": {"url": store_url, "namespace": namespace},
         # the demo allows 10 messages / 10 s per connection; the bench sends far more per socket
+        # and every bench customer comes from one address: the per-address limits are raised alike
         "limits": {"customer_messages": 1_000_000, "customer_window_s": 1, "agent_messages": 1_000_000,
-                   "agent_window_s": 1, "hello_timeout_s": 60},
+                   "agent_window_s": 1, "hello_timeout_s": 60, "address_messages": 1_000_000,
+                   "address_window_s": 1, "address_hellos": 1_000_000, "address_hello_window_s": 1},
         "routing": {"agent_grace_s": 0},
         "texts": {"greeting": ""},
         "bot": {"faq": str((src / "configs" / faq).resolve())},

@@ -7,6 +7,7 @@ A bad file raises ConfigError naming the key; the CLI prints it and exits 2.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -50,6 +51,12 @@ class Limits:
     max_frame_bytes: int = 64 * 1024
     max_text_chars: int = 4000
     send_queue: int = 1024  # frames buffered per socket before it is dropped as too slow
+    address_messages: int = 60  # customer frames (typing excluded) per client address ...
+    address_window_s: float = 10.0  # ... per this many seconds
+    address_hellos: int = 30  # customer hellos per client address ...
+    address_hello_window_s: float = 10.0  # ... per this many seconds
+    # [server] trusted_proxies: proxies (IPs or CIDRs) whose X-Forwarded-For names the client address
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -155,6 +162,13 @@ def _str_list(d: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _proxy(v: str, where: str) -> str:
+    try:
+        return str(ipaddress.ip_network(v.strip(), strict=False))
+    except ValueError:
+        raise ConfigError(where, f"must be an IP address or network, got {v!r}") from None
+
+
 def _token_hash(d: Mapping[str, Any], where: str, *, required: bool) -> str:
     """A sha256 hex from ``token``, ``token_sha256`` or ``token_env`` (the env var's name)."""
     if "token_sha256" in d:
@@ -232,6 +246,12 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Co
         agent_window_s=_num(limits_t, "agent_window_s", "limits", 10.0, minimum=0.001),
         hello_timeout_s=_num(limits_t, "hello_timeout_s", "limits", 10.0, minimum=0.1),
         send_queue=_int(limits_t, "send_queue", "limits", 1024, minimum=16),
+        address_messages=_int(limits_t, "address_messages", "limits", 60, minimum=1),
+        address_window_s=_num(limits_t, "address_window_s", "limits", 10.0, minimum=0.001),
+        address_hellos=_int(limits_t, "address_hellos", "limits", 30, minimum=1),
+        address_hello_window_s=_num(limits_t, "address_hello_window_s", "limits", 10.0, minimum=0.001),
+        trusted_proxies=tuple(_proxy(p, f"server.trusted_proxies[{i}]")
+                              for i, p in enumerate(_str_list(server, "trusted_proxies", "server"))),
     )
     defaults = Texts()
     texts = Texts(**{k: _str(texts_t, k, "texts", getattr(defaults, k)) for k in Texts.__slots__})

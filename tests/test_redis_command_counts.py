@@ -89,7 +89,9 @@ async def setup(gateway_app: Callable[..., Awaitable[RunningApp]],
                 redis_factory: Callable[..., RedisServer]) -> Any:
     srv = redis_factory()
     app = await gateway_app({"agents": agents_cfg(("cc1", ["presale", "aftersale"], N)),
-                             "limits": {"agent_messages": 100_000, "customer_messages": 1000}}, store=srv.url)
+                             "limits": {"agent_messages": 100_000, "customer_messages": 1000,
+                                        "address_messages": 1_000_000, "address_hellos": 1_000_000}},
+                            store=srv.url)
     counting = CountingStore(app.ctx.service.store)
     app.ctx.service.store = counting  # type: ignore[assignment]
     r = aioredis.Redis.from_url(srv.url)

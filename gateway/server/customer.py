@@ -2,35 +2,93 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import time
 import uuid
+import weakref
 from typing import Any
 
 from aiohttp import web
 
+from gateway.config import Limits
 from gateway.errors import BadFrame, ProtocolError, RateLimited, StoreUnavailable, Unavailable
 from gateway.model import ConvState, Entry, is_platform_customer
 from gateway.protocol import CUSTOMER_TYPES, text_field
 from gateway.server.context import Context
 from gateway.server.socket import WsOutlet, accept_socket, error_for, read_hello, serve_frames
-from gateway.service.conversations import Opened
+from gateway.service.conversations import ConversationService, Opened
 from gateway.service.delivery import Peer
 from gateway.service.metrics import METRICS
-from gateway.service.ratelimit import TokenBucket
+from gateway.service.ratelimit import BucketMap, TokenBucket, allow_all
 from gateway.service.tokens import check_customer_signature
 
 log = logging.getLogger("gateway.customer")
 
 
+class CustomerLimits:
+    """The rate limits that outlive a connection: per conversation (a reconnect-and-resume does not
+    start afresh) and per client address (messages and hellos). In this process's memory, bounded,
+    idle entries dropped; with several instances each instance limits on its own."""
+
+    __slots__ = ("addresses", "conversations", "hellos")
+
+    def __init__(self, lim: Limits) -> None:
+        self.conversations = BucketMap(lim.customer_messages, lim.customer_window_s)
+        self.addresses = BucketMap(lim.address_messages, lim.address_window_s)
+        self.hellos = BucketMap(lim.address_hellos, lim.address_hello_window_s)
+
+
+_INSTANCE_LIMITS: weakref.WeakKeyDictionary[ConversationService, CustomerLimits] = weakref.WeakKeyDictionary()
+
+
+def instance_limits(ctx: Context) -> CustomerLimits:
+    """This instance's shared customer limits (kept with its service, gone with it)."""
+    lim = _INSTANCE_LIMITS.get(ctx.service)
+    if lim is None:
+        lim = _INSTANCE_LIMITS[ctx.service] = CustomerLimits(ctx.config.limits)
+    return lim
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
+
+
+def _is_trusted(address: str, nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in n for n in nets)
+
+
+def client_address(request: web.Request, trusted: tuple[str, ...]) -> str:
+    """The address the per-address limits count: the peer address, or, when the peer is a trusted
+    proxy (``[server] trusted_proxies``), the nearest X-Forwarded-For hop that is not one."""
+    remote = request.remote or ""
+    if not trusted:
+        return remote
+    nets = _networks(trusted)
+    if not _is_trusted(remote, nets):
+        return remote  # X-Forwarded-For from anyone else is whatever the client wrote: not read
+    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", ()) for h in v.split(",") if h.strip()]
+    for hop in reversed(hops):  # appended by each proxy in turn: the rightmost untrusted one is the client
+        if not _is_trusted(hop, nets):
+            return hop[:64]
+    return hops[0][:64] if hops else remote
+
+
 class CustomerSession:
     # Thousands of these sit idle at once: slots, and nothing built before it is needed.
-    __slots__ = ("bucket", "channel", "closed", "conversation", "ctx", "customer", "last_with_agent", "name", "outlet",
+    __slots__ = ("address", "bucket", "channel", "closed", "conversation", "ctx", "customer", "last_with_agent", "name", "outlet",
                  "peer", "typing_bucket", "vip", "ws")
 
-    def __init__(self, ctx: Context, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ctx: Context, ws: web.WebSocketResponse, address: str = "") -> None:
         self.ctx = ctx
         self.ws = ws
+        self.address = address  # the peer address (request.remote): what the per-address limits count
         self.outlet = WsOutlet(ws)
         self.peer = Peer(Peer.CUSTOMER, self.outlet, ctx.service.read_log, ctx.config.limits.send_queue)
         self.peer.on_entry = self._seen
@@ -146,10 +204,15 @@ class CustomerSession:
             if self.typing_bucket.allow(time.monotonic()) and not self.closed:
                 await self.ctx.service.typing_from_customer(self.conversation)
             return
+        now = time.monotonic()
         if self.bucket is None:
             lim = self.ctx.config.limits
-            self.bucket = TokenBucket(lim.customer_messages, lim.customer_window_s, time.monotonic())
-        if not self.bucket.allow(time.monotonic()):
+            self.bucket = TokenBucket(lim.customer_messages, lim.customer_window_s, now)
+        # Per connection, per conversation (survives reconnect-and-resume) and per client address:
+        # a frame refused by any of them costs none of them a token.
+        shared = instance_limits(self.ctx)
+        if not allow_all(now, self.bucket, shared.conversations.get(self.conversation, now),
+                         shared.addresses.get(self.address, now)):
             raise RateLimited("too many messages, slow down", frame_id=frame.get("id"))
         if t == "message":
             await self.on_message(frame)
@@ -215,6 +278,11 @@ class CustomerSession:
         hello = await read_hello(self.ws, CUSTOMER_TYPES, ctx.config.limits.hello_timeout_s)
         if hello is None:
             return
+        if not instance_limits(ctx).hellos.allow(self.address, time.monotonic()):
+            await self.outlet.send_frame(error_for(RateLimited("too many connections from this address, "
+                                                               "try again later")))
+            await self.outlet.close(1013, "try again later")
+            return
         ctx.peers.add(self.peer)
         METRICS.customers_connected.inc()
         try:
@@ -238,5 +306,6 @@ class CustomerSession:
 async def customer_ws(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app["ctx"]
     ws = await accept_socket(request, ctx.config.limits.max_frame_bytes, ctx.accepting)
-    await CustomerSession(ctx, ws).run()
+    address = client_address(request, ctx.config.limits.trusted_proxies)
+    await CustomerSession(ctx, ws, address).run()
     return ws
