@@ -51,7 +51,7 @@ CAPACITY = 5
 KILL_POINTS = {"after the sends": 0.0, "100 ms": 0.100, "150 ms": 0.150}
 TURN_RETRY_S = 1.0
 DEADLINE_S = 30.0
-ATTEMPTS = 3  # a run whose kill came after the whole burst is done again, with the kill sooner
+ATTEMPTS = 6  # a fast machine can finish a whole burst before the kill lands: try again, sooner
 
 
 @pytest.fixture
@@ -132,8 +132,8 @@ class Killer(threading.Thread):
     A stores a burst in a few pipelined round trips and hands it off in the
     next ones: on a fast machine it is all done within 100 ms. So each point
     also kills as soon as its stage is there, which keeps the kill inside the
-    burst: "100 ms" once a third of the messages are stored; "150 ms" once two
-    thirds are stored and the first hand-offs are done. Turn timers (due
+    burst: "100 ms" once a third of the messages are stored; "150 ms" once the
+    first hand-offs are done. Turn timers (due
     within seconds, unlike idle, SLA and grace timers) count the messages
     waiting for their bot turn; b1's held list and the queue the hand-offs.
     """
@@ -151,7 +151,7 @@ class Killer(threading.Thread):
         why = f"{pending} turns pending, {handed} handed off"
         if self.point == "100 ms":
             return why if 3 * (pending + handed) >= self.n else ""
-        return why if 3 * (pending + handed) >= 2 * self.n and handed else ""
+        return why if handed else ""  # the first hand-offs are done: the rest are on their way
 
     def run(self) -> None:
         t0 = time.monotonic()
