@@ -65,7 +65,7 @@ async def metrics(request: web.Request) -> web.Response:
                                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     try:  # queue gauges are read at scrape time (any instance sees every queue of its namespace)
         lengths = await ctx.service.queue_lengths()
-        unserved = await ctx.service.unserved_queues()
+        unserved = await ctx.service.unserved_queues(lengths)
         for skill, n in lengths.items():
             METRICS.queue_length.labels(skill).set(n)
             METRICS.unserved_queue_length.labels(skill).set(unserved.get(skill, 0))

@@ -45,7 +45,12 @@ class ConversationReads:
     async def ready(self) -> bool:
         return await self.store.ping()
 
-    async def unserved_queues(self) -> dict[str, int]:
-        """Waiting conversations per skill that no configured agent has (they need a person's attention)."""
+    async def unserved_queues(self, lengths: dict[str, int] | None = None) -> dict[str, int]:
+        """Waiting conversations per skill that no configured agent has (they need a person's attention).
+
+        ``lengths``: the queue lengths when the caller has read them already.
+        """
         served = {s for a in self.config.agents for s in a.profile.skills}
-        return {s: n for s, n in (await self.store.queue_lengths()).items() if n and s not in served}
+        if lengths is None:
+            lengths = await self.store.queue_lengths()
+        return {s: n for s, n in lengths.items() if n and s not in served}
