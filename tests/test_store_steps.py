@@ -364,3 +364,14 @@ async def test_overflow_timer_only_while_waiting_and_dropped_on_close(env: Env) 
     assert await held(s, "a") == ["v1"]  # assigned at once: no overflow timer for v1
     await s.close_conversation("v2", "customer")
     assert await s.claim_due(1000.0) == []
+
+
+async def test_memory_store_keeps_no_record_of_finished_turns() -> None:
+    from gateway.store import MemoryStore
+
+    s = MemoryStore("t")
+    await s.start(lambda t, p: None)
+    await conv(s, "f1")
+    r = await s.append("f1", msg("在吗"), turn_due=50.0)
+    await s.append("f1", msg("在", "bot"), turn=r.entry["seq"])
+    assert s._turns == {}  # one conversation's bookkeeping would otherwise outlive every turn

@@ -170,6 +170,8 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
             log.by_client[client_id] = stored
         if turn and pending is not None:
             del pending[turn]
+            if not pending:  # keep no empty record per conversation
+                del self._turns[conversation]
             self._cancel(turn_timer(conversation, turn))
         if turn_due is not None and c.state is ConvState.BOT:
             self._turns.setdefault(conversation, {})[stored["seq"]] = vip
@@ -316,18 +318,6 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
             self._schedule(*req.sla)
         if req.overflow is not None and not placement.agent:
             self._schedule(*req.overflow)
-        self._flush_moved()
-        return placement
-
-    async def overflow(self, conversation: str, skill: str, notice: Entry) -> Placement | None:
-        c = self._convs.get(conversation)
-        waiting = self._waiting.get(conversation)
-        if c is None or c.state is not ConvState.QUEUED or waiting is None or waiting[0] == skill:
-            return None
-        self._dequeue(c)
-        self._append(conversation, notice)
-        c.skill = skill
-        placement = self._route(c)
         self._flush_moved()
         return placement
 

@@ -113,3 +113,14 @@ class MemoryRouting:
             return skill
         return ""
 
+    async def overflow(self, conversation: str, skill: str, notice: Entry) -> Placement | None:
+        c = self._convs.get(conversation)
+        waiting = self._waiting.get(conversation)
+        if c is None or c.state is not ConvState.QUEUED or waiting is None or waiting[0] == skill:
+            return None
+        self._dequeue(c)
+        self._append(conversation, notice)
+        c.skill = skill
+        placement = self._route(c)
+        self._flush_moved()
+        return placement
