@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from gateway.config import Config
 from gateway.service.conversations import ConversationService
 from gateway.service.delivery import Hub, Peer
+from gateway.service.ratelimit import CustomerLimits
 from gateway.store import Store
 
 
@@ -19,3 +20,8 @@ class Context:
     instance: str
     peers: set[Peer] = field(default_factory=set)  # every open socket, for shutdown
     accepting: bool = True
+    # limits that outlive a connection (per conversation, per client address): one set per instance
+    customer_limits: CustomerLimits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.customer_limits = CustomerLimits(self.config.limits)

@@ -7,48 +7,22 @@ import ipaddress
 import logging
 import time
 import uuid
-import weakref
 from typing import Any
 
 from aiohttp import web
 
-from gateway.config import Limits
 from gateway.errors import BadFrame, ProtocolError, RateLimited, StoreUnavailable, Unavailable
 from gateway.model import ConvState, Entry, is_platform_customer
 from gateway.protocol import CUSTOMER_TYPES, text_field
 from gateway.server.context import Context
 from gateway.server.socket import WsOutlet, accept_socket, error_for, read_hello, serve_frames
-from gateway.service.conversations import ConversationService, Opened
+from gateway.service.conversations import Opened
 from gateway.service.delivery import Peer
 from gateway.service.metrics import METRICS
-from gateway.service.ratelimit import BucketMap, TokenBucket, allow_all
+from gateway.service.ratelimit import TokenBucket, allow_all
 from gateway.service.tokens import check_customer_signature
 
 log = logging.getLogger("gateway.customer")
-
-
-class CustomerLimits:
-    """The rate limits that outlive a connection: per conversation (a reconnect-and-resume does not
-    start afresh) and per client address (messages and hellos). In this process's memory, bounded,
-    idle entries dropped; with several instances each instance limits on its own."""
-
-    __slots__ = ("addresses", "conversations", "hellos")
-
-    def __init__(self, lim: Limits) -> None:
-        self.conversations = BucketMap(lim.customer_messages, lim.customer_window_s)
-        self.addresses = BucketMap(lim.address_messages, lim.address_window_s)
-        self.hellos = BucketMap(lim.address_hellos, lim.address_hello_window_s)
-
-
-_INSTANCE_LIMITS: weakref.WeakKeyDictionary[ConversationService, CustomerLimits] = weakref.WeakKeyDictionary()
-
-
-def instance_limits(ctx: Context) -> CustomerLimits:
-    """This instance's shared customer limits (kept with its service, gone with it)."""
-    lim = _INSTANCE_LIMITS.get(ctx.service)
-    if lim is None:
-        lim = _INSTANCE_LIMITS[ctx.service] = CustomerLimits(ctx.config.limits)
-    return lim
 
 
 @functools.lru_cache(maxsize=8)
@@ -210,7 +184,7 @@ class CustomerSession:
             self.bucket = TokenBucket(lim.customer_messages, lim.customer_window_s, now)
         # Per connection, per conversation (survives reconnect-and-resume) and per client address:
         # a frame refused by any of them costs none of them a token.
-        shared = instance_limits(self.ctx)
+        shared = self.ctx.customer_limits
         if not allow_all(now, self.bucket, shared.conversations.get(self.conversation, now),
                          shared.addresses.get(self.address, now)):
             raise RateLimited("too many messages, slow down", frame_id=frame.get("id"))
@@ -278,7 +252,7 @@ class CustomerSession:
         hello = await read_hello(self.ws, CUSTOMER_TYPES, ctx.config.limits.hello_timeout_s)
         if hello is None:
             return
-        if not instance_limits(ctx).hellos.allow(self.address, time.monotonic()):
+        if not ctx.customer_limits.hellos.allow(self.address, time.monotonic()):
             await self.outlet.send_frame(error_for(RateLimited("too many connections from this address, "
                                                                "try again later")))
             await self.outlet.close(1013, "try again later")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
+from gateway.config import Limits
+
 
 class TokenBucket:
     """``limit`` actions per ``window`` seconds, refilled continuously."""
@@ -88,3 +90,16 @@ class BucketMap:
             if b.full_at() > now:
                 return
             del buckets[key]
+
+
+class CustomerLimits:
+    """The rate limits that outlive a connection: per conversation (a reconnect-and-resume does not
+    start afresh) and per client address (messages and hellos). In this process's memory, bounded,
+    idle entries dropped; with several instances each instance limits on its own."""
+
+    __slots__ = ("addresses", "conversations", "hellos")
+
+    def __init__(self, lim: Limits) -> None:
+        self.conversations = BucketMap(lim.customer_messages, lim.customer_window_s)
+        self.addresses = BucketMap(lim.address_messages, lim.address_window_s)
+        self.hellos = BucketMap(lim.address_hellos, lim.address_hello_window_s)
