@@ -26,10 +26,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0) -> None:
+    """Until ``url`` answers 200; RuntimeError as soon as ``proc`` (if given) exits, TimeoutError after ``timeout``."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"exited with code {proc.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1) as r:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bench.procs import wait_http
 from gateway.config import Config, load_config
 from gateway.server.app import build_app
 from gateway.server.context import Context
@@ -85,20 +85,6 @@ class GatewayProcess:
         return self.proc.wait(timeout)
 
 
-def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"gateway exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
 @pytest.fixture
 def gateway_proc(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
     """Factory: ``gateway serve`` as a separate process on a free loopback port."""
@@ -118,7 +104,7 @@ def gateway_proc(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
         gp = GatewayProcess(proc, port, path, log_path)
         procs.append(gp)
         try:
-            wait_http(gp.http_url + wait, proc=proc)
+            wait_http(gp.http_url + wait, proc=proc, timeout=20.0)
         except Exception as e:
             raise AssertionError(f"gateway did not start: {e}\n{gp.log()}") from e
         return gp
