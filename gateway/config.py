@@ -55,6 +55,10 @@ class Limits:
     address_window_s: float = 10.0  # ... per this many seconds
     address_hellos: int = 30  # customer hellos per client address ...
     address_hello_window_s: float = 10.0  # ... per this many seconds
+    header_timeout_s: float = 10.0  # a connection must complete a request's headers this soon after opening
+    keepalive_timeout_s: float = 15.0  # an idle keep-alive connection is closed this long after its last response
+    max_connections: int = 0  # per instance (process); 0: the file-descriptor limit less a reserve
+    max_connections_per_address: int = 256  # per client (peer) address; trusted proxies are exempt
     # [server] trusted_proxies: proxies (IPs or CIDRs) whose X-Forwarded-For names the client address
     trusted_proxies: tuple[str, ...] = ()
 
@@ -250,6 +254,10 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Co
         address_window_s=_num(limits_t, "address_window_s", "limits", 10.0, minimum=0.001),
         address_hellos=_int(limits_t, "address_hellos", "limits", 30, minimum=1),
         address_hello_window_s=_num(limits_t, "address_hello_window_s", "limits", 10.0, minimum=0.001),
+        header_timeout_s=_num(limits_t, "header_timeout_s", "limits", 10.0, minimum=0.1),
+        keepalive_timeout_s=_num(limits_t, "keepalive_timeout_s", "limits", 15.0, minimum=0.1),
+        max_connections=_int(limits_t, "max_connections", "limits", 0, minimum=0),
+        max_connections_per_address=_int(limits_t, "max_connections_per_address", "limits", 256, minimum=1),
         trusted_proxies=tuple(_proxy(p, f"server.trusted_proxies[{i}]")
                               for i, p in enumerate(_str_list(server, "trusted_proxies", "server"))),
     )

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bench.procs import wait_http
 from gateway.config import Config, load_config
-from gateway.server.app import build_app
+from gateway.server.app import build_app, make_runner, start_site
 from gateway.server.context import Context
 from tests.support import ROOT, free_port, write_config
 
@@ -44,10 +44,9 @@ async def gateway_app(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[R
         path = write_config(tmp_path, overrides)
         config = load_config(path).with_overrides(host="127.0.0.1", port=0, store=store)
         app = await build_app(config)
-        runner = web.AppRunner(app, shutdown_timeout=2.0)
+        runner = make_runner(app, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        await start_site(runner, "127.0.0.1", 0)
         runners.append(runner)
         host, port = runner.addresses[0][:2]
         return RunningApp(f"http://{host}:{port}", f"ws://{host}:{port}", config, app["ctx"], path)

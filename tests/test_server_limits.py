@@ -83,7 +83,7 @@ async def test_hellos_per_client_address_get_rate_limited_and_1013(gateway_app) 
     await say(served[0][0], "still", "什么时候发货")  # those already in keep being served
 
 
-async def test_defaults_and_parsing_of_the_address_limits(tmp_path: Path) -> None:
+def test_defaults_and_parsing_of_the_address_limits(tmp_path: Path) -> None:
     d = Limits()
     assert (d.address_messages, d.address_window_s, d.address_hellos, d.address_hello_window_s) == (60, 10.0, 30, 10.0)
     cfg = load_config(write_config(tmp_path, {"limits": {"address_messages": 7, "address_window_s": 2,

@@ -10,12 +10,14 @@ import signal
 import socket
 import time
 import uuid
+from typing import Any
 
 from aiohttp import web
 
 from gateway.config import Config
 from gateway.errors import StoreUnavailable
 from gateway.server.agent import agent_ws
+from gateway.server.connections import GuardedSite
 from gateway.server.context import Context
 from gateway.server.customer import customer_ws
 from gateway.server.http import add_routes, install_security
@@ -106,6 +108,20 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
     return app
 
 
+def make_runner(app: web.Application, **kw: Any) -> web.AppRunner:
+    """The runner with the gateway's keep-alive timeout (``[limits] keepalive_timeout_s``)."""
+    ctx: Context = app["ctx"]
+    return web.AppRunner(app, keepalive_timeout=ctx.config.limits.keepalive_timeout_s, **kw)
+
+
+async def start_site(runner: web.AppRunner, host: str, port: int, *, reuse_port: bool = False) -> GuardedSite:
+    """Listen on host:port with the connection caps and the header deadline (``connections.Guard``)."""
+    ctx: Context = runner.app["ctx"]
+    site = GuardedSite(runner, host, port, ctx.connections, reuse_address=True, reuse_port=reuse_port)
+    await site.start()
+    return site
+
+
 async def drain(ctx: Context, timeout: float = 5.0) -> None:
     """Stop accepting; tell every client to reconnect elsewhere (1012).
 
@@ -132,10 +148,9 @@ async def serve(config: Config, *, reuse_port: bool = False, instance: str | Non
     ``ready_prefix`` (how a worker tells its supervisor it listens).
     """
     app = await build_app(config, instance)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+    runner = make_runner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, reuse_address=True, reuse_port=reuse_port)
-    await site.start()
+    await start_site(runner, config.host, config.port, reuse_port=reuse_port)
     ctx: Context = app["ctx"]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.config import Config
+from gateway.server.connections import Guard
 from gateway.service.conversations import ConversationService
 from gateway.service.delivery import Hub, Peer
 from gateway.service.ratelimit import CustomerLimits
@@ -22,6 +23,9 @@ class Context:
     accepting: bool = True
     # limits that outlive a connection (per conversation, per client address): one set per instance
     customer_limits: CustomerLimits = field(init=False)
+    # TCP connection caps and the header deadline (``GuardedSite``)
+    connections: Guard = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer_limits = CustomerLimits(self.config.limits)
+        self.connections = Guard(self.config.limits)

@@ -47,9 +47,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     ctx: Context = request.app["ctx"]
-    body: dict[str, Any] = {"instance": ctx.instance}
+    guard = ctx.connections
+    full = guard.full  # counts this probe's own connection: at the cap, no room for another
+    body: dict[str, Any] = {"instance": ctx.instance,
+                            "connections": {"open": guard.open, "max": guard.max_connections, "full": full}}
     try:
-        ok = ctx.accepting and await ctx.service.ready()
+        ok = ctx.accepting and not full and await ctx.service.ready()
         if ok:  # still ready (this instance serves), but say which queues nobody can serve
             body["unserved_queues"] = await ctx.service.unserved_queues()
     except Exception:
@@ -114,22 +117,24 @@ async def stats(request: web.Request) -> web.Response:
 _PUBLIC = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
 
 
+# The shipped pages and assets, listed once at import: no stat on the event loop per request.
+_STATIC_NAMES = frozenset(p.name for p in STATIC.iterdir() if p.is_file())
+
+
 def _page(name: str) -> Any:
     async def handler(request: web.Request) -> web.StreamResponse:
-        path = STATIC / name
-        if not path.is_file():
+        if name not in _STATIC_NAMES:
             raise web.HTTPNotFound(text=f"{name} is not built into this gateway")
-        return web.FileResponse(path, headers=_PUBLIC)
+        return web.FileResponse(STATIC / name, headers=_PUBLIC)
 
     return handler
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    path = (STATIC / name).resolve()
-    if STATIC.resolve() not in path.parents or not path.is_file():
+    if name not in _STATIC_NAMES:  # only the files shipped in the directory: no path ever leaves it
         raise web.HTTPNotFound(text="no such file")
-    return web.FileResponse(path, headers=_PUBLIC)
+    return web.FileResponse(STATIC / name, headers=_PUBLIC)
 
 
 # ------------------------------------------------------------ security headers and origins

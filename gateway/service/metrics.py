@@ -32,6 +32,17 @@ class Metrics:
             "gateway_unserved_queue_length", "Conversations waiting in a skill no configured agent has (at scrape)",
             ["skill"], registry=r,
         )
+        self.connections_open = Gauge("gateway_connections", "Open TCP connections (HTTP and websocket)",
+                                      registry=r)
+        self.connections_refused = Counter(
+            "gateway_connections_refused_total", "Connections refused with 503: a cap was reached",
+            ["cap"], registry=r,
+        )
+        self.connections_closed = Counter(
+            "gateway_connections_closed_total",
+            "Connections closed before their first request: header_timeout, or evicted to make room",
+            ["reason"], registry=r,
+        )
         self.ack_seconds = Histogram(
             "gateway_ack_seconds", "Frame received to ack sent",
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0), registry=r,
