@@ -21,6 +21,7 @@ from tests.test_store_contract import (  # noqa: F401 - fixtures
     backend,
     conv,
     env,
+    handoff,
     held,
     msg,
 )
@@ -375,3 +376,30 @@ async def test_memory_store_keeps_no_record_of_finished_turns() -> None:
     r = await s.append("f1", msg("在吗"), turn_due=50.0)
     await s.append("f1", msg("在", "bot"), turn=r.entry["seq"])
     assert s._turns == {}  # one conversation's bookkeeping would otherwise outlive every turn
+
+
+async def test_discard_unused_forgets_only_a_conversation_nobody_wrote_in(env: Env) -> None:
+    s = env.store
+    greeting = {"type": "message", "from": "system", "text": "您好，有什么可以帮您？"}
+    for cid in ("c-empty", "c-said", "c-bot"):
+        await s.create_conversation(Conversation(cid, f"u-{cid}", created_at=1.0), greeting=greeting,
+                                    timer=(f"idle:{cid}", 100.0))
+    await s.append("c-said", {"type": "message", "from": "customer", "text": '"from":"system" 你好'})
+    await s.append("c-bot", {"type": "message", "from": "bot", "text": "在的"})
+    await handoff(s, "c-queued")  # an empty log, but waiting for a person
+    assert await s.discard_unused("c-empty") is True
+    assert await s.get_conversation("c-empty") is None
+    assert await s.read_log("c-empty") == []
+    assert await s.customer_conversation("u-c-empty") is None
+    for cid in ("c-said", "c-queued", "c-bot"):  # written in, or with people: kept whole
+        assert await s.discard_unused(cid) is False
+        assert await s.get_conversation(cid) is not None
+        assert cid == "c-queued" or len(await s.read_log(cid)) == 2
+    assert await s.discard_unused("c-empty") is False and await s.discard_unused("nope") is False
+    due = await s.claim_due(1000.0)
+    assert "idle:c-empty" not in due and "idle:c-said" in due  # its idle timer went with it
+    # a newer conversation of the same customer keeps the customer's pointer
+    await s.create_conversation(Conversation("c-old", "u-two", created_at=1.0))
+    await s.create_conversation(Conversation("c-new", "u-two", created_at=2.0))
+    assert await s.discard_unused("c-old") is True
+    assert await s.customer_conversation("u-two") == "c-new"

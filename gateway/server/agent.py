@@ -14,7 +14,7 @@ from gateway.errors import BadFrame, NotAssigned, ProtocolError, RateLimited, St
 from gateway.model import AgentStatus, Conversation, ConvState
 from gateway.protocol import AGENT_TYPES, str_field, text_field
 from gateway.server.context import Context
-from gateway.server.socket import WsOutlet, accept_socket, error_for, read_hello, serve_frames
+from gateway.server.socket import WsOutlet, accept_socket, error_for, forget, read_hello, serve_frames
 from gateway.service.delivery import Peer
 from gateway.service.ratelimit import TokenBucket
 from gateway.service.tokens import check_token_sha256
@@ -241,5 +241,10 @@ class AgentSession:
 async def agent_ws(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app["ctx"]
     ws = await accept_socket(request, ctx.config.limits.max_frame_bytes, ctx.accepting)
-    await AgentSession(ctx, ws).run()
+    session = AgentSession(ctx, ws)
+    try:
+        await session.run()
+    finally:
+        session.peer.on_agent_event = None  # bound to the session: a cycle otherwise
+        forget(ws)
     return ws

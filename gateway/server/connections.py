@@ -182,6 +182,10 @@ class Guarded(asyncio.Protocol):
         self._transport = None
         if inner is not None:
             inner.connection_lost(exc)
+            # A websocket's reader callback (set by aiohttp's set_parser) refers back through the
+            # websocket and its request to this handler: a cycle only a full collection would free.
+            # No data arrives after the connection is lost, so it goes now.
+            inner._data_received_cb = None
 
     def pause_writing(self) -> None:
         if self._inner is not None:

@@ -15,7 +15,7 @@ from gateway.errors import BadFrame, ProtocolError, RateLimited, StoreUnavailabl
 from gateway.model import ConvState, Entry, is_platform_customer
 from gateway.protocol import CUSTOMER_TYPES, text_field
 from gateway.server.context import Context
-from gateway.server.socket import WsOutlet, accept_socket, error_for, read_hello, serve_frames
+from gateway.server.socket import WsOutlet, accept_socket, error_for, forget, read_hello, serve_frames
 from gateway.service.conversations import Opened
 from gateway.service.delivery import Peer
 from gateway.service.metrics import METRICS
@@ -57,7 +57,7 @@ def client_address(request: web.Request, trusted: tuple[str, ...]) -> str:
 class CustomerSession:
     # Thousands of these sit idle at once: slots, and nothing built before it is needed.
     __slots__ = ("address", "bucket", "channel", "closed", "conversation", "ctx", "customer", "last_with_agent", "name", "outlet",
-                 "peer", "typing_bucket", "vip", "ws")
+                 "peer", "typing_bucket", "vip", "wrote", "ws")
 
     def __init__(self, ctx: Context, ws: web.WebSocketResponse, address: str = "") -> None:
         self.ctx = ctx
@@ -76,6 +76,7 @@ class CustomerSession:
         self.conversation = ""
         self.closed = False  # the current conversation has closed
         self.last_with_agent = ""  # the conversation a ``rate`` applies to
+        self.wrote = False  # a message was sent in the current conversation from this socket
 
     def _seen(self, conversation: str, entry: Entry) -> None:
         t = entry.get("type")
@@ -207,6 +208,7 @@ class CustomerSession:
         svc = self.ctx.service
         if self.closed:
             await self._new_conversation()
+        self.wrote = True
         res = await svc.customer_message(self.conversation, fid, text, vip=self.vip)
         if res.refused:  # closed meanwhile (by the agent or the idle timer)
             await self._new_conversation()
@@ -275,11 +277,27 @@ class CustomerSession:
             ctx.peers.discard(self.peer)
             ctx.hub.drop(self.peer)
             await self.peer.stop()
+            await self._leave()
+
+    async def _leave(self) -> None:
+        """A conversation opened by a hello and left without a word is not kept (issue 12: hellos alone
+        piled up conversations); one another socket here still watches is left alone."""
+        if not self.conversation or self.wrote or self.closed or self.ctx.hub.watchers.get(self.conversation):
+            return
+        try:
+            await self.ctx.service.discard_unused(self.conversation)
+        except (StoreUnavailable, OSError) as e:  # its idle timer discards it later
+            log.warning("event=discard_unavailable conversation=%s error=%r", self.conversation, e)
 
 
 async def customer_ws(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app["ctx"]
     ws = await accept_socket(request, ctx.config.limits.max_frame_bytes, ctx.accepting)
     address = client_address(request, ctx.config.limits.trusted_proxies)
-    await CustomerSession(ctx, ws, address).run()
+    session = CustomerSession(ctx, ws, address)
+    try:
+        await session.run()
+    finally:
+        session.peer.on_entry = None  # bound to the session: a cycle otherwise
+        forget(ws)
     return ws

@@ -114,6 +114,15 @@ async def serve_frames(ws: web.WebSocketResponse, allowed: frozenset[str], sessi
         del msg, frame
 
 
+def forget(ws: web.WebSocketResponse) -> None:
+    """Break the cycles a finished websocket leaves: its stored exception's traceback holds frames that
+    hold the websocket. Reference counting then frees the socket, its request and buffers at once,
+    not at the next full collection (which the start-up GC settings make rare). Its heartbeat timers
+    go too: a socket the peer dropped can leave them scheduled, holding it for another 30 s."""
+    ws._exception = None
+    ws._cancel_heartbeat()
+
+
 async def accept_socket(request: web.Request, max_frame_bytes: int, accepting: bool) -> web.WebSocketResponse:
     """Upgrade to a websocket with the gateway's limits (503 while shutting down)."""
     if not accepting:

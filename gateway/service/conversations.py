@@ -94,6 +94,14 @@ class ConversationService(ConversationReads):
         METRICS.conversations_opened.inc()
         return Opened(conv, self.token_for(conv), tuple(entries))
 
+    async def discard_unused(self, conversation: str) -> bool:
+        """Forget a conversation its customer left without writing in (one step; see ``Store.discard_unused``):
+        hellos alone never pile up conversations."""
+        if await self.store.discard_unused(conversation):
+            METRICS.conversations_discarded.inc()
+            return True
+        return False
+
     async def resume_conversation(self, conversation: str, token: str, customer: str = "") -> Opened | None:
         """The conversation if ``token`` was issued for it (and for ``customer``, when given)."""
         conv = await self.store.get_conversation(conversation)
@@ -334,6 +342,8 @@ class ConversationService(ConversationReads):
             log.info("event=grace_expired agent=%s requeued=%d", ident, len(placements))
             self.placed(placements)
         elif kind == TIMER_PREFIXES["idle"]:
+            if await self.discard_unused(ident):  # never written in (its instance died before the customer left)
+                return
             res = await self.store.close_conversation(
                 ident, "idle", notice={"type": "message", "from": "system", "text": self.config.texts.closed_idle},
                 idle_retry=self._idle_timer(ident), survey=True)

@@ -14,6 +14,10 @@ class Metrics:
         self.handoffs = Counter("gateway_handoffs_total", "Handoffs to people", ["skill", "priority"], registry=r)
         self.assignments = Counter("gateway_assignments_total", "Conversations assigned to agents", registry=r)
         self.conversations_opened = Counter("gateway_conversations_opened_total", "Conversations opened", registry=r)
+        self.conversations_discarded = Counter(
+            "gateway_conversations_discarded_total", "Conversations forgotten: opened, then left without a message",
+            registry=r,
+        )
         self.conversations_closed = Counter("gateway_conversations_closed_total", "Conversations closed", registry=r)
         self.ratings = Counter("gateway_ratings_total", "Ratings", ["score"], registry=r)
         self.sla_waiting_notices = Counter(

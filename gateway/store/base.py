@@ -200,6 +200,12 @@ class Store(abc.ABC):
         """Store a rating if an agent ever held the conversation: that agent's id, else "" (nothing stored)."""
 
     @abc.abstractmethod
+    async def discard_unused(self, conversation: str) -> bool:
+        """Forget a conversation nobody wrote in, in one step: only while the bot has it and its log
+        holds nothing but system entries (the greeting). Its log, client ids, idle timer and its
+        customer's pointer to it go too. True if it was discarded."""
+
+    @abc.abstractmethod
     async def raise_priority(self, conversation: str, priority: Priority) -> bool:
         """Raise the priority of a BOT conversation (never lowers it). True if it changed."""
 

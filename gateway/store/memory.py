@@ -128,6 +128,18 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
         c.rating, c.rating_comment = score, comment
         return c.had_agent
 
+    async def discard_unused(self, conversation: str) -> bool:
+        c = self._convs.get(conversation)
+        if c is None or c.state is not ConvState.BOT:
+            return False
+        if any(e.get("from") != "system" for e in self._logs[conversation].entries):
+            return False
+        del self._convs[conversation], self._logs[conversation]
+        if self._customer_conv.get(c.customer_id) == conversation:
+            del self._customer_conv[c.customer_id]
+        self._cancel(idle_timer(conversation))
+        return True
+
     async def raise_priority(self, conversation: str, priority: Priority) -> bool:
         c = self._convs.get(conversation)
         if c is None or c.state is not ConvState.BOT or Priority(priority).rank >= c.priority.rank:

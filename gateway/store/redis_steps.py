@@ -60,6 +60,12 @@ class ConversationSteps:
     async def rate(self, conversation: str, score: int, comment: str) -> str:
         return codec.text(await self._run("rate", [self.keys.conv(conversation)], [str(score), comment]))
 
+    async def discard_unused(self, conversation: str) -> bool:
+        k = self.keys
+        res = await self._run("discard_unused", [k.conv(conversation), k.log(conversation), k.dedupe(conversation)],
+                              [conversation])
+        return bool(int(res))
+
     async def raise_priority(self, conversation: str, priority: Priority) -> bool:
         res = await self._run("raise_priority", [self.keys.conv(conversation)], [Priority(priority).value])
         return bool(int(res))
