@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import json
 import socket
 import time
@@ -107,15 +108,31 @@ class Client:
     def of(self, pred: Pred) -> list[Frame]:
         return [f for f in self.frames if pred(f)]
 
-    async def quiet(self, seconds: float = 0.3) -> None:
-        await asyncio.sleep(seconds)
-
     async def close(self) -> None:
         await self.ws.close()
         try:
             await asyncio.wait_for(self._task, 2)
         except (TimeoutError, Exception):
             self._task.cancel()
+
+
+async def until(cond: Callable[[], Any], timeout: float = T, what: str = "condition") -> Any:
+    """Poll ``cond`` (a function, sync or async) until it returns something true, for at most ``timeout`` s.
+
+    For positive checks only ("it happened"): that something did NOT happen is shown with a barrier
+    (``tests.e2e.barrier``, ``tests.e2e.bus_barrier``) or an injected clock (``tests.e2e.run_timers``),
+    never by waiting a while and looking.
+    """
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if inspect.isawaitable(v):
+            v = await v
+        if v:
+            return v
+        if time.monotonic() >= end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 # ------------------------------------------------------------------ config

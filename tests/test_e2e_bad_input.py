@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-from tests.e2e import agent, agents_cfg, customer, say
-from tests.support import Client, is_
+from tests.e2e import agent, agents_cfg, barrier, customer, say
+from tests.support import Client, is_, until
 
 
 async def _log_len(app, conv: str) -> int:
@@ -73,7 +72,7 @@ async def test_flooding_is_rate_limited_and_not_stored(gateway_app) -> None:
         await c.send({"type": "message", "id": f"f{i}", "text": f"第{i}条"})
     acks = await c.wait_count(lambda f: f.get("type") == "ack", 5)
     limited = await c.wait_count(lambda f: f.get("code") == "rate_limited", 3)
-    await asyncio.sleep(0.2)
+    await barrier(c)  # all 8 handled, every reply to them in
     assert len(c.of(lambda f: f.get("type") == "ack")) == 5 == len(acks)
     assert sorted(e["id"] for e in limited) == ["f5", "f6", "f7"]
     texts = [e.get("text") for e in await app.ctx.store.read_log(w["conversation"]) if e.get("from") == "customer"]
@@ -142,12 +141,15 @@ async def test_second_agent_connection_replaces_the_first(gateway_app) -> None:
     c, w = await customer(app.ws_url, "u-rep")
     await say(c, "m1", "转人工")
     await first.wait(is_("assigned"))
+    first_peer = app.ctx.hub.agents["r1"]
     second, w2 = await agent(app.ws_url, "r1", "tok-r1")
     assert await first.wait_closed() == 1000
     assert [x["id"] for x in w2["conversations"]] == [w["conversation"]]
     await say(c, "m2", "有人吗")
     await second.wait(lambda f: f.get("text") == "有人吗")
-    await asyncio.sleep(0.3)
+    # the first socket's session has run to its end (stopping its outbox is its last step, after
+    # whatever it does for the agent on the way out): nothing of it can come later
+    await until(lambda: first_peer.closed, what="the first session's end")
     state = await app.ctx.store.get_agent("r1")
     assert state is not None and state.status.value == "online", "the old socket's close does not sign it out"
     assert state.held == [w["conversation"]]

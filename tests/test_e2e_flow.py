@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import Any
 
 import pytest
 
-from tests.e2e import agent, agents_cfg, assigned_to, customer, say
-from tests.support import is_
+from tests.e2e import agent, agents_cfg, assigned_to, barrier, bus_barrier, customer, run_timers, say
+from tests.support import is_, until
+
+# Timers run on the test's clock (``run_timers``): each is set far longer than any test runs, so the
+# app's own timer loop never reaches it, and "not yet" is a tick 1 s before it is due.
+LONG_S = 20.0
 
 
 def entries(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -64,7 +68,7 @@ async def test_handoff_goes_to_less_loaded_skilled_agent_and_chat_both_ways(gate
     assert got_c["conversation"] == w["conversation"] and got_c["from"] == "customer"
     await say(c, "m3", "谢谢")
     await x2.wait(lambda f: f.get("type") == "message" and f.get("text") == "谢谢")
-    await asyncio.sleep(0.2)
+    await bus_barrier(app, w["conversation"], c, x2)  # a late duplicate would have arrived before this
     seqs = [f["seq"] for f in entries(c.frames)]
     assert seqs == sorted(set(seqs))
     agent_seqs = [f["seq"] for f in entries(x2.frames) if f.get("conversation") == w["conversation"]]
@@ -182,7 +186,7 @@ async def test_customer_close_and_close_twice(gateway_app) -> None:
     await c.send({"type": "close"})
     closed = await c.wait(is_("closed"))
     assert closed["reason"] == "customer"
-    await asyncio.sleep(0.2)
+    await bus_barrier(app, w["conversation"], c)  # the close step's survey, if any, came before this
     assert not c.of(is_("survey")), "no survey without an agent"
     await c.send({"type": "close", "id": "k2"})
     assert (await c.wait(is_("error", id="k2")))["code"] == "closed"
@@ -226,7 +230,7 @@ async def test_resume_replays_exactly_the_missed_entries(gateway_app) -> None:
 
 
 async def test_agent_grace_keeps_then_requeues_ahead(gateway_app) -> None:
-    app = await gateway_app({"routing": {"agent_grace_s": 1.0},
+    app = await gateway_app({"routing": {"agent_grace_s": LONG_S},
                              "agents": agents_cfg(("g1", ["presale"], 2), ("g2", ["presale"], 1))})
     g1, _ = await agent(app.ws_url, "g1", "tok-g1")
     c, w = await customer(app.ws_url, "u-g")
@@ -238,13 +242,26 @@ async def test_agent_grace_keeps_then_requeues_ahead(gateway_app) -> None:
     g1b, wb = await agent(app.ws_url, "g1", "tok-g1")
     assert [x["id"] for x in wb["conversations"]] == [conv]
     assert wb["conversations"][0]["messages"], "with its history"
+    await barrier(g1b)  # its sign-in step is done: the next step for g1 is this socket's disconnect
+    dropped = time.time()
     await g1b.close()
+
+    async def offline() -> bool:
+        state = await app.ctx.store.get_agent("g1")
+        return state is not None and state.status.value == "offline"
+
+    await until(offline, what="g1's disconnect step (its grace timer is set in the same step)")
     # a newer arrival waits in the queue while g2 is busy
     g2, _ = await agent(app.ws_url, "g2", "tok-g2", status="away")
     c2, w2 = await customer(app.ws_url, "u-g2")
     await say(c2, "m1", "转人工")
     await c2.wait(is_("queued"))
-    await asyncio.sleep(1.6)  # grace expires: conv is requeued ahead of the newer arrival
+    # a second before the grace is over: still g1's, nothing requeued
+    assert not [k for k in await run_timers(app, dropped + LONG_S - 1) if k.startswith("grace:")]
+    assert await app.ctx.store.queue("presale") == [w2["conversation"]]
+    assert (await app.ctx.store.get_agent("g1")).held == [conv]  # type: ignore[union-attr]
+    # grace expires: conv is requeued ahead of the newer arrival
+    assert "grace:g1" in await run_timers(app, time.time() + LONG_S + 1)
     assert await app.ctx.store.queue("presale") == [conv, w2["conversation"]]
     await g2.send({"type": "status", "status": "online"})
     got = await g2.wait(is_("assigned"))
@@ -256,10 +273,16 @@ async def test_agent_grace_keeps_then_requeues_ahead(gateway_app) -> None:
 
 
 async def test_idle_close(gateway_app) -> None:
-    app = await gateway_app({"routing": {"customer_idle_close_s": 1.0}})
+    app = await gateway_app({"routing": {"customer_idle_close_s": LONG_S}})
     c, w = await customer(app.ws_url, "u-idle")
+    said = time.time()
     await say(c, "m1", "什么时候发货")
-    closed = await c.wait(is_("closed"), timeout=5)
+    await c.wait(lambda f: f.get("from") == "bot")
+    await run_timers(app, said + LONG_S - 1)  # not idle long enough yet
+    conv = await app.ctx.store.get_conversation(w["conversation"])
+    assert conv is not None and conv.state.value == "bot"
+    assert await run_timers(app, time.time() + LONG_S + 1) == [f"idle:{w['conversation']}"]
+    closed = await c.wait(is_("closed"))
     assert closed["reason"] == "idle"
 
 
@@ -272,8 +295,9 @@ async def test_away_takes_nothing_online_pulls_backlog(gateway_app) -> None:
         await say(c, "m1", "我要退货退款，转人工")
         await c.wait(is_("queued"))
         cs.append(w["conversation"])
-    await asyncio.sleep(0.2)
+    await barrier(ag)  # an assignment made by those hand-offs would have reached w1 before this reply
     assert not ag.of(is_("assigned"))
+    assert (await app.ctx.store.get_agent("w1")).held == []  # type: ignore[union-attr]
     await ag.send({"type": "status", "status": "online", "id": "s1"})
     frames = await ag.wait_count(is_("assigned"), 2)
     assert [f["conversation"]["id"] for f in frames] == cs[:2]
@@ -282,12 +306,17 @@ async def test_away_takes_nothing_online_pulls_backlog(gateway_app) -> None:
 
 @pytest.mark.parametrize("n", [1])
 async def test_sla_waiting_notice(gateway_app, n: int) -> None:
-    app = await gateway_app({"sla": {"ack_target_s": 1.0}, "agents": agents_cfg(("s1", ["presale"], 1))})
-    c, _ = await customer(app.ws_url, "u-sla")
+    app = await gateway_app({"sla": {"ack_target_s": LONG_S}, "agents": agents_cfg(("s1", ["presale"], 1))})
+    c, w = await customer(app.ws_url, "u-sla")
+    asked = time.time()
     await say(c, "m1", "转人工")
     await c.wait(is_("queued"))
-    note = await c.wait(lambda f: f.get("from") == "system" and "排队" in f.get("text", ""), timeout=4)
-    assert isinstance(note["seq"], int)
+    waiting = app.config.texts.sla_waiting
+    await run_timers(app, asked + LONG_S - 1)  # not waiting long enough yet
+    assert not [e for e in await app.ctx.store.read_log(w["conversation"]) if e.get("text") == waiting]
+    assert f"sla:{w['conversation']}" in await run_timers(app, time.time() + LONG_S + 1)
+    note = await c.wait(lambda f: f.get("from") == "system" and f.get("text") == waiting)
+    assert isinstance(note["seq"], int) and "排队" in note["text"]
 
 
 async def test_typing_is_relayed_both_ways_and_not_stored(gateway_app) -> None:
@@ -322,12 +351,17 @@ async def test_resume_while_queued_gets_the_position(gateway_app) -> None:
 
 async def test_a_long_wait_in_an_unserved_skill_is_offered_to_the_default_skill(gateway_app) -> None:
     app = await gateway_app({"agents": agents_cfg(("g1", ["presale"], 3)),
-                             "routing": {"channel_skills": {"app": "aftersale"}, "max_queue_s": 0.3}})
+                             "routing": {"channel_skills": {"app": "aftersale"}, "max_queue_s": LONG_S}})
     g1, _ = await agent(app.ws_url, "g1", "tok-g1")
     c, w = await customer(app.ws_url, "u-long-wait", channel="app")
+    asked = time.time()
     await say(c, "m1", "转人工")
     queued = await c.wait(is_("queued"))
     assert queued["skill"] == "aftersale"  # nobody online serves it
+    await run_timers(app, asked + LONG_S - 1)  # not waiting long enough yet: it stays where it is
+    conv = await app.ctx.store.get_conversation(w["conversation"])
+    assert conv is not None and conv.skill == "aftersale" and conv.state.value == "queued"
+    assert f"overflow:{w['conversation']}" in await run_timers(app, time.time() + LONG_S + 1)
     notice = await c.wait(lambda f: f.get("text") == app.config.texts.queue_overflow, what="the overflow notice")
     assigned = await c.wait(is_("assigned"))
     assert assigned["agent"]["id"] == "g1" and assigned["seq"] > notice["seq"]
