@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -27,7 +28,8 @@ from gateway.adapters.runtime import AdapterRuntime
 from gateway.config import load_config
 from gateway.server.app import build_app
 from tests.conftest import RunningApp
-from tests.support import write_config
+from tests.e2e import run_timers
+from tests.support import T, write_config
 from tests.test_adapters_fakes import (
     FakePdd,
     FakeRelay,
@@ -81,10 +83,14 @@ async def started(tmp_path: Path) -> AsyncIterator[Start]:
             await asyncio.wait_for(r.cleanup(), 10)
 
 
+# The turn timer runs on the test's clock (``run_timers``): the app's own loop never reaches it.
+TURN_S = 20.0
+
+
 def pdd_relay(relay: FakeRelay, **routing: Any) -> dict[str, Any]:
     return {"shops": [{"platform": "pdd", "shop_id": PDD_SHOP, "relay_secret": RELAY_SECRET,
                        "callback_url": relay.callback_url}],
-            "routing": {"turn_retry_s": 0.3, **routing},
+            "routing": {"turn_retry_s": TURN_S, **routing},
             "adapters": {"turn_workers": 1, "turn_queue": 1, "backoff_base_s": 0.05, "max_attempts": 3}}
 
 
@@ -97,16 +103,24 @@ def bot_entries(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in log if e.get("from") == "bot"]
 
 
+async def turn_timer_answers(gw: RunningApp, posted: float) -> None:
+    """The one message posted at ``posted`` has no answer until its turn timer fires; then it has one."""
+    assert await run_timers(gw, posted + TURN_S - 1) == []  # a second before it is due: nothing
+    fired = await run_timers(gw, time.time() + TURN_S + 1)
+    assert [k.split(":")[0] for k in fired] == ["turn"], fired
+
+
 async def block_turns(app: web.Application, n: int) -> asyncio.Event:
     """Occupy the single turn worker, then put ``n - 1`` more blockers in its queue."""
     rt: AdapterRuntime = app["adapters"]
-    gate = asyncio.Event()
+    gate, taken = asyncio.Event(), asyncio.Event()
 
     async def wait() -> None:
+        taken.set()
         await gate.wait()
 
     assert rt.turns.submit("blocker", wait)
-    await asyncio.sleep(0.05)  # the worker takes it: the queue is empty again
+    await asyncio.wait_for(taken.wait(), T)  # the worker took it: the queue is empty again
     for _ in range(n - 1):
         assert rt.turns.submit("blocker", wait)
     return gate
@@ -121,10 +135,12 @@ async def test_a_turn_dropped_by_a_full_queue_is_answered_by_the_turn_timer(
     gw, app = await started(pdd_relay(relay))
     gate = await block_turns(app, 2)  # the worker busy, its queue (1) full
     try:
+        posted = time.time()
         status, body = await relay_post(gw.http_url, "pdd", PDD_SHOP, RELAY_SECRET,
                                         [text_record("m1", "b1", "什么时候发货")])
         assert status == 200 and body["results"][0]["status"] == "stored"  # acknowledged at once
         assert any("event=turn_dropped" in r.getMessage() for r in caplog.records)
+        await turn_timer_answers(gw, posted)
         await eventually(lambda: relay.replies, what="the answer, from the turn timer")
         assert "48小时" in relay.replies[0]["text"] and relay.replies[0]["reply_to"] == "m1"
         assert not gate.is_set()  # the turn workers never ran it
@@ -138,7 +154,9 @@ async def test_a_late_turn_is_refused_so_the_message_is_answered_once(started: S
     gw, app = await started(pdd_relay(relay))
     gate = await block_turns(app, 1)  # the worker busy: the message's turn waits in the queue
     rt: AdapterRuntime = app["adapters"]
+    posted = time.time()
     await relay_post(gw.http_url, "pdd", PDD_SHOP, RELAY_SECRET, [text_record("m1", "b2", "什么时候发货")])
+    await turn_timer_answers(gw, posted)
     await eventually(lambda: relay.replies, what="the answer, from the turn timer")
     gate.set()  # now the queued turn runs too, late
     await rt.turns.drain()  # barrier: the late turn ran, and its answer step was refused
@@ -280,7 +298,9 @@ async def test_dropped_turn_answered_by_the_timer_on_redis(started: Start, relay
     gw, app = await started(overrides, store=redis_server.url)
     gate = await block_turns(app, 2)
     try:
+        posted = time.time()
         await relay_post(gw.http_url, "pdd", PDD_SHOP, RELAY_SECRET, [text_record("m1", "b9", "什么时候发货")])
+        await turn_timer_answers(gw, posted)
         await eventually(lambda: relay.replies, what="the answer, from the turn timer")
         assert "48小时" in relay.replies[0]["text"]
         assert len(bot_entries(await buyer_log(gw, "pdd", PDD_SHOP, "b9"))) == 1

@@ -166,8 +166,10 @@ async def test_order_events_attach_to_the_buyers_open_conversation(gateway_app: 
         assert note["internal"] is True and note["conversation"] == conv
         c = await eventually_async(lambda: _has_order_note(gw, conv), what="order status in meta")
         assert c.meta["platform_orders"]["6900000000000000001"]["status"] == "卖家已发货"
-        await a1.quiet(0.3)
-        assert all("卖家已发货" not in t for t in relay.texts())  # internal: not sent to the buyer
+        # barrier: the agent's next reply reaches the relay, so the note logged before it was passed over
+        await a1.send({"type": "message", "id": "r1", "conversation": conv, "text": "已为您查到物流"})
+        await eventually(lambda: "已为您查到物流" in relay.texts(), what="the agent's reply at the relay")
+        assert all("卖家已发货" not in a["text"] for a in relay.attempts)  # internal: not sent to the buyer
         # an order event for an order nobody mentioned is acknowledged and dropped
         lone = doudian_body("101", "m-101", {"p_id": 42, "shop_id": 7788})
         assert (await doudian_push(gw.http_url, APP, SECRET, lone))[1]["code"] == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -71,9 +70,12 @@ async def test_retried_deliveries_are_stored_once(gateway_app: Any, douyin: Fake
     results = [await douyin_push(gw.http_url, SECRET, ev, msg_id="delivery-7") for _ in range(4)]  # 1 + 3 retries
     assert [r[1]["status"] for r in results] == ["stored", "duplicate", "duplicate", "duplicate"]
     await eventually(lambda: douyin.sent, what="answer")
-    await asyncio.sleep(0.3)
-    assert len(douyin.sent) == 1
-    assert [e["from"] for e in await conv_log(gw, "buyer-2")] == ["customer", "bot"]
+    # barrier: the buyer's next message is answered, so a second answer to the first would be out already
+    # (one buyer's turns run in order, and one shop's sends go out in order)
+    await douyin_push(gw.http_url, SECRET, douyin_event("srv-2b", "buyer-2", ACCOUNT, "尺码怎么选"))
+    await eventually(lambda: len(douyin.sent) >= 2, what="the answer to the next message")
+    assert [s["msg_id"] for s in douyin.sent] == ["srv-2", "srv-2b"]
+    assert [e["from"] for e in await conv_log(gw, "buyer-2")] == ["customer", "bot", "customer", "bot"]
 
 
 async def test_bad_or_missing_signature_refused_nothing_stored(gateway_app: Any, douyin: FakeDouyin) -> None:
@@ -115,8 +117,11 @@ async def test_other_kinds_and_events(gateway_app: Any, douyin: FakeDouyin) -> N
     group = douyin_event("srv-7", "buyer-5", ACCOUNT, "群里的话", content_as_string=False)
     group["content"]["conversation_type"] = 2
     assert (await douyin_push(gw.http_url, SECRET, group))[1]["status"] == "ignored"
-    await asyncio.sleep(0.2)
-    assert douyin.sent == []  # no bot turn for an image
+    assert await gw.ctx.store.customer_conversation("douyin:dy-1:buyer-5") is None
+    # barrier: a text from the same buyer is answered, so a turn for the image would have been out before
+    await douyin_push(gw.http_url, SECRET, douyin_event("srv-4t", "buyer-4", ACCOUNT, "什么时候发货"))
+    await eventually(lambda: douyin.sent, what="the answer to the text")
+    assert [s["msg_id"] for s in douyin.sent] == ["srv-4t"]  # no bot turn for an image
 
 
 async def test_api_down_then_up_retried_in_order(gateway_app: Any, douyin: FakeDouyin) -> None:

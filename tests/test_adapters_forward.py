@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -73,10 +72,13 @@ async def test_duplicates_are_stored_once(gateway_app: Any, relay: FakeRelay) ->
     assert b1["results"][0]["status"] == "stored"
     assert [r["status"] for r in b2["results"]] == ["duplicate", "duplicate"]
     await eventually(lambda: relay.replies, what="answer")
-    await asyncio.sleep(0.3)  # room for a second (wrong) answer to show up
+    # barrier: the buyer's next message is answered, so a second answer to m1 would have come first
+    # (one buyer's turns run in order, and one shop's sends go out in order)
+    await relay_post(gw.http_url, "pdd", SHOP, SECRET, [text_record("m2", "b1", "尺码怎么选")])
+    await eventually(lambda: len(relay.replies) >= 2, what="the answer to m2")
     entries = await customer_log(gw, "b1")
-    assert [e["from"] for e in entries if e.get("from") == "customer"] == ["customer"]
-    assert len(relay.replies) == 1
+    assert [e["platform"]["msg_id"] for e in entries if e.get("from") == "customer"] == ["m1", "m2"]
+    assert [r["reply_to"] for r in relay.attempts] == ["m1", "m2"]
 
 
 async def test_handoff_served_by_an_agent_whose_reply_reaches_the_relay(gateway_app: Any, relay: FakeRelay) -> None:
@@ -231,8 +233,11 @@ async def test_a_4xx_is_dead_lettered_and_the_agent_sees_failed(gateway_app: Any
             dead = (await r.json())["failures"]
     assert dead[0]["conversation"] == conv and dead[0]["seq"] == seq and dead[0]["http_status"] == 400
     assert dead[0]["text"] == "请提供订单号" and dead[0]["attempts"] == 1 and dead[0]["shop"] == SHOP
-    # the note is internal: never sent to the buyer
-    await a1.quiet(0.3)
+    # the note is internal: never sent to the buyer (barrier: the agent's next reply, logged after the
+    # note, reaches the relay, so the note was passed over)
+    relay.script.always = 0
+    await a1.send({"type": "message", "id": "x2", "conversation": conv, "text": "订单号收到了"})
+    await eventually(lambda: "订单号收到了" in relay.texts(), what="the next reply at the relay")
     assert all("未能送达" not in a["text"] for a in relay.attempts)
     await a1.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -119,8 +118,11 @@ async def test_store_down_means_no_ack(gateway_app: Any, pdd: FakePdd, monkeypat
     monkeypatch.setattr(rt.store, "handoff", down)
     await pdd.push(4001, "pdd_refund_RefundCreated", MALL, refund("231127-000000000000004", 11))
     await eventually(lambda: calls >= 1, what="tried to store")
-    await asyncio.sleep(0.2)
-    assert pdd.acks == [] and "4001" in pdd.unacked
+    # barrier: one connection's frames are handled in order, so once the next one is acknowledged the
+    # first was handled, without an ack
+    await pdd.push(4002, "pdd_refund_RefundCreated", MALL, refund("231127-000000000000005", 12))
+    await eventually(lambda: pdd.acks, what="the next event acknowledged")
+    assert [a["id"] for a in pdd.acks] == [4002] and "4001" in pdd.unacked
     await pdd.drop_connections()  # redelivered on reconnect, stored this time (the claim was released)
     await eventually(lambda: any(a["id"] == 4001 for a in pdd.acks), what="acknowledged after the retry")
     conv = await gw.ctx.store.customer_conversation(f"pdd:{MALL}:order-231127-000000000000004")

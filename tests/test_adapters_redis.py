@@ -3,13 +3,15 @@ when two gateway instances share the store."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from gateway.adapters.base import OutboundMessage
+from gateway.adapters.outbound import OutboundRouter
+from gateway.model import Entry
 from tests.support import Client, is_
 from tests.test_adapters_doudian import APP, ORDER, REFUND_200
 from tests.test_adapters_doudian import SECRET as DD_SECRET
@@ -66,14 +68,42 @@ async def test_relay_doudian_and_dead_letters_on_redis(gateway_app: Any, redis_s
     assert dead[0]["http_status"] == 404 and dead[0]["attempts"] == 1
 
 
+class Outbound:
+    """What one instance's outbound router did: the entries it has finished with (sent on, or left to
+    the instance that claimed them) and the messages it queued for sending."""
+
+    def __init__(self, gw: Any) -> None:
+        # the router is the hub tap the adapters installed
+        router = next(t.__self__ for t in gw.ctx.hub.taps if isinstance(getattr(t, "__self__", None), OutboundRouter))
+        self.considered: set[tuple[str, int]] = set()
+        self.submitted: list[tuple[str, int]] = []
+        consider, submit = router._consider, router.submit
+
+        async def considered(conversation: str, entry: Entry) -> None:
+            await consider(conversation, entry)
+            self.considered.add((conversation, int(entry["seq"])))
+
+        async def submitted(msg: OutboundMessage) -> None:
+            self.submitted.append((msg.conversation, msg.seq))
+            await submit(msg)
+
+        router._consider = considered
+        router.submit = submitted
+
+
 async def test_two_instances_send_each_reply_once(gateway_app: Any, redis_server: Any, relay: FakeRelay) -> None:
     ns = f"ad-{uuid.uuid4().hex[:8]}"
     gw1 = await gateway_app(overrides(relay, ns), store=redis_server.url)
     gw2 = await gateway_app(overrides(relay, ns), store=redis_server.url)
+    outs = [Outbound(gw1), Outbound(gw2)]
     for i, gw in enumerate((gw1, gw2, gw1, gw2)):
         q = "什么时候发货" if i % 2 == 0 else "尺码怎么选"
         await relay_post(gw.http_url, "pdd", SHOP, SECRET, [text_record(f"m{i}", f"b{i}", q)])
     await eventually(lambda: len(relay.replies) >= 4, what="four answers")
-    await asyncio.sleep(0.5)  # room for a second send of any of them
+    answers = {(a["conversation"], a["seq"]) for a in relay.attempts}
+    assert len(answers) == 4
+    # barrier: both instances are done with every answer (each sees every entry on the bus), so any
+    # second send would be queued by now: each answer was queued once, by one instance
+    await eventually(lambda: all(answers <= o.considered for o in outs), what="both instances past the answers")
+    assert sorted(outs[0].submitted + outs[1].submitted) == sorted(answers)
     assert len(relay.attempts) == 4
-    assert len({(a["conversation"], a["seq"]) for a in relay.attempts}) == 4

@@ -8,21 +8,37 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.store import MemoryStore, Store
+from gateway.store import MemoryStore
+
+T0 = 1_700_000_000.0
 
 
-def _store() -> Store:
-    return MemoryStore("t")
+class Clock:
+    """The claims' clock (``MemoryStore.clock``), moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _store(clock: Clock | None = None) -> MemoryStore:
+    s = MemoryStore("t")
+    s.clock = clock or Clock()
+    return s
 
 
 async def test_claim_once_is_first_wins_until_it_expires() -> None:
-    s = _store()
+    clock = Clock()
+    s = _store(clock)
     assert await s.claim_once("k", 60) is True
     assert await s.claim_once("k", 60, "other") is False
     assert await s.get_claim("k") == "1"
     assert await s.claim_once("short", 0.05, "v") is True
+    clock.now += 0.049
     assert await s.get_claim("short") == "v"
-    await asyncio.sleep(0.08)
+    clock.now += 0.001
     assert await s.get_claim("short") is None
     assert await s.claim_once("short", 60, "w") is True
     assert await s.get_claim("short") == "w"
@@ -45,11 +61,13 @@ async def test_concurrent_claims_have_one_winner() -> None:
 
 
 async def test_many_expired_claims_are_swept() -> None:
-    s = _store()
+    clock = Clock()
+    s = _store(clock)
     for i in range(3000):
         assert await s.claim_once(f"k{i}", 0.0001)
-    await asyncio.sleep(0.01)
+        clock.now += 0.001  # each has expired by the next
     assert await s.claim_once("last", 60)
+    assert len(s._claims) <= 1024  # the expired ones were dropped whenever the map had grown to 1024
     assert await s.get_claim("k1") is None
     assert await s.get_claim("last") == "1"
 
