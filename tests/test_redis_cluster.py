@@ -170,10 +170,20 @@ async def test_a_namespace_whose_slot_moves_follows_it(redis_cluster: RedisClust
         assert asked >= 1
         # a script (several keys) cannot run mid-migration (TRYAGAIN: it did not run): it is tried
         # again until the slot has moved, then MOVED says where it lives now
+        client, refused = s._runner.client, asyncio.Event()
+        pause = client._pause  # the back-off before a command the cluster did not run is sent again
+
+        async def paused(waited: float) -> float:
+            if asyncio.current_task() is pending:
+                refused.set()
+            return await pause(waited)
+
+        client._pause = paused
         pending = asyncio.create_task(
             s.append("c1", {"type": "message", "from": "customer", "text": "two"}, client_id="m2"))
-        await asyncio.sleep(0.15)
-        assert not pending.done()
+        await asyncio.wait_for(refused.wait(), 5)  # barrier: it reached the cluster and was refused
+        assert not pending.done()  # ... and waits to be sent again
+        client._pause = pause
         await finish_migration(nodes, s_, dst)
         assert await nodes.owner(s_) == dst
         res = await pending

@@ -47,6 +47,7 @@ from tests.test_redis_instances import (
 pytestmark = pytest.mark.redis
 
 SLA_TEXT = "当前咨询人数较多，您已进入排队，客服会尽快回复您，请耐心等待。"
+LOAD_S, OUTAGE_S = 1.5, 1.5  # the Redis outage scenario (README, "Measured"): load, then Redis down this long
 
 
 @pytest.fixture
@@ -200,7 +201,9 @@ async def test_kill_9_an_instance_mid_conversation(launch: Callable[..., list[Ga
 async def test_sigterm_drains_with_1012_and_hands_over(launch: Callable[..., list[GatewayProcess]],
                                                        redis_server: RedisServer) -> None:
     namespace = f"term{uuid.uuid4().hex[:8]}"
-    a_proc, b_proc = launch(base_config(namespace, [agent_spec("t1", ["term"], 5)]), redis_server.url, 2)
+    # a grace far longer than the test: the agent is back long before it could run out
+    a_proc, b_proc = launch(base_config(namespace, [agent_spec("t1", ["term"], 5)], agent_grace_s=60),
+                            redis_server.url, 2)
     view = View(redis_server.url, namespace)
     try:
         a_instance = readyz(a_proc.http_url)[1]["instance"]
@@ -229,9 +232,11 @@ async def test_sigterm_drains_with_1012_and_hands_over(launch: Callable[..., lis
         await t1b.wait(lambda f: f.get("text") == "还在吗", T)
         await say(t1b, "r1", "在的", wv["conversation"])
         await cv2.wait(lambda f: f.get("text") == "在的", T)
-        await asyncio.sleep(1.2)  # past the grace: any grace timer found the agent back online
         st = await view.agent("t1")
         assert st["status"] == "online" and sorted(st["held"]) == sorted([wu["conversation"], wv["conversation"]])
+        # and it stays so: A is gone and left no claim behind, and coming back on B cancelled the grace
+        # timer A set, so no grace timer is due, or in anyone's hands, to requeue them later
+        assert await view.timers("grace:") == []
         assert not t1b.of(is_("unassigned"))
         print(f"\nSIGTERM: sockets closed 1012 after {t_closed:.2f}s, process exited after {t_exit:.2f}s")
         for cl in (t1b, cu, cv2):
@@ -301,8 +306,14 @@ async def test_redis_restart_under_load(launch: Callable[..., list[GatewayProces
         custs.append((c, w))
     talkers = [Talker(c, f"c{i}") for i, (c, _) in enumerate(custs)]
     agent_talker = Talker(o1, "o1", custs[0][1]["conversation"])
+    started = time.monotonic()
     tasks = [t.start() for t in [*talkers, agent_talker]]
-    await asyncio.sleep(1.5)
+
+    async def under_way() -> bool:
+        return all(len(t.acks) >= 5 for t in [*talkers, agent_talker])
+
+    await until(under_way, T, "every client acked a few times")
+    await asyncio.sleep(max(0.0, started + LOAD_S - time.monotonic()))  # the scenario: LOAD_S of load first
     assert srv.proc is not None
     srv.proc.kill()  # -------------------------------------------------- Redis dies
     srv.proc.wait(5)
@@ -310,7 +321,12 @@ async def test_redis_restart_under_load(launch: Callable[..., list[GatewayProces
     for p in procs:
         status, body, took = await asyncio.to_thread(readyz, p.http_url)
         assert status == 503 and body["ready"] is False and took < 2.0
-    await asyncio.sleep(1.5)
+
+    async def everyone_told() -> bool:
+        return all(t.unavailable > 0 for t in talkers)
+
+    await until(everyone_told, T, "an unavailable reply to every client")
+    await asyncio.sleep(max(0.0, t0 + OUTAGE_S - time.monotonic()))  # the scenario: Redis down OUTAGE_S
     srv.start()  # ------------------------------------------------------ and comes back with its AOF
 
     async def ready() -> bool:

@@ -157,6 +157,13 @@ class View:
     async def instances(self) -> set[str]:
         return await self.r.smembers(self.k.instances)  # type: ignore[no-any-return]
 
+    async def timers(self, prefix: str = "") -> list[str]:
+        """Timer keys still to fire: waiting to be due, or claimed by a live instance and not finished."""
+        keys: list[str] = await self.r.zrange(self.k.timers, 0, -1)
+        for instance in await self.instances():
+            keys += await self.r.zrange(self.k.inflight(instance), 0, -1)
+        return sorted(k for k in keys if k.startswith(prefix))
+
 
 async def until(cond: Callable[[], Awaitable[bool]], timeout: float = T, what: str = "condition") -> None:
     end = time.monotonic() + timeout

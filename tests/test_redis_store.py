@@ -337,8 +337,15 @@ async def test_commands_in_flight_when_redis_dies_fail_fast(redis_factory: Calla
         await s.create_conversation(Conversation("c1", "u1"))
         assert srv.proc is not None
         os.kill(srv.proc.pid, signal.SIGSTOP)
+        conn = s._runner.client.connection
+        assert conn is not None
+        sent = conn.sent
         calls = [asyncio.create_task(s.read_log("c1")) for _ in range(10)]
-        await asyncio.sleep(0.1)
+
+        async def on_the_wire() -> bool:
+            return conn.sent >= sent + 10
+
+        await until(on_the_wire, 5, "the 10 calls written to the socket")  # in flight, not merely queued
         t0 = time.monotonic()
         srv.proc.kill()
         srv.proc.wait(5)
@@ -437,7 +444,11 @@ async def test_a_silent_bus_is_pinged_then_made_again(redis_factory: Callable[..
         await s.create_conversation(Conversation("c1", "u1"))
         assert srv.proc is not None
         os.kill(srv.proc.pid, signal.SIGSTOP)  # the subscription's socket stays open, and says nothing
-        await asyncio.sleep(0.7)
+
+        async def dropped() -> bool:
+            return not s._bus.subscribed.is_set()
+
+        await until(dropped, 5, "the silent subscription dropped (pinged, no answer)")
         os.kill(srv.proc.pid, signal.SIGCONT)
 
         async def resynced() -> bool:
