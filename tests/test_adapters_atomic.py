@@ -27,10 +27,7 @@ from aiohttp import web
 from gateway.adapters.runtime import AdapterRuntime
 from gateway.config import load_config
 from gateway.server.app import build_app
-from tests.conftest import RunningApp
-from tests.e2e import run_timers
-from tests.support import T, write_config
-from tests.test_adapters_fakes import (
+from tests.adapter_fakes import (
     FakePdd,
     FakeRelay,
     doudian_body,
@@ -40,6 +37,9 @@ from tests.test_adapters_fakes import (
     relay_post,
     text_record,
 )
+from tests.conftest import RunningApp
+from tests.e2e import run_timers
+from tests.support import T, write_config
 
 RELAY_SECRET, PDD_SHOP = "relay-secret-a", "pdd-a"
 APP, DD_SECRET, DD_SHOP = "dk-atomic", "dsecret-atomic", "7799"

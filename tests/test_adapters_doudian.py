@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.support import Client, is_
-from tests.test_adapters_fakes import (
+from tests.adapter_fakes import (
     FakeRelay,
     doudian_body,
     doudian_push,
@@ -16,6 +15,7 @@ from tests.test_adapters_fakes import (
     relay_post,
     text_record,
 )
+from tests.support import Client, is_
 
 APP, SECRET, SHOP = "dk123", "dsecret", "7788"
 VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "sign_vectors.json"

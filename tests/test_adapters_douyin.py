@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.adapters import signing
-from tests.test_adapters_fakes import FakeDouyin, douyin_event, douyin_push, eventually, eventually_async
+from tests.adapter_fakes import FakeDouyin, douyin_event, douyin_push, eventually, eventually_async
 
 SECRET = "awsecret"
 ACCOUNT = "acct-open-id"

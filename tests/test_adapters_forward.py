@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.adapter_fakes import FakeRelay, eventually, eventually_async, relay_post, text_record
 from tests.support import Client, is_
-from tests.test_adapters_fakes import FakeRelay, eventually, eventually_async, relay_post, text_record
 
 SECRET = "relay-secret-1"
 SHOP = "pdd-shop-1"

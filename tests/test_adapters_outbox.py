@@ -9,7 +9,7 @@ from typing import Any
 from gateway.adapters.base import Kind, OutboundMessage, SendError, http_error, map_kind, placeholder
 from gateway.adapters.config import AdapterSettings
 from gateway.adapters.outbox import Outbox, Outcome, backoff_delay
-from tests.test_adapters_fakes import eventually
+from tests.adapter_fakes import eventually
 
 FAST = AdapterSettings(backoff_base_s=0.01, backoff_max_s=0.04, max_attempts=4, request_timeout_s=0.2, queue_size=3)
 

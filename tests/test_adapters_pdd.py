@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.adapter_fakes import FakePdd, eventually, eventually_async
 from tests.support import Client, is_
-from tests.test_adapters_fakes import FakePdd, eventually, eventually_async
 
 CID, SECRET, TOKEN, MALL = "pddcid0001", "pddsecret0001", "tok0001", 123456
 

@@ -12,11 +12,7 @@ import pytest
 from gateway.adapters.base import OutboundMessage
 from gateway.adapters.outbound import OutboundRouter
 from gateway.model import Entry
-from tests.support import Client, is_
-from tests.test_adapters_doudian import APP, ORDER, REFUND_200
-from tests.test_adapters_doudian import SECRET as DD_SECRET
-from tests.test_adapters_doudian import SHOP as DD_SHOP
-from tests.test_adapters_fakes import (
+from tests.adapter_fakes import (
     FakeRelay,
     doudian_push,
     eventually,
@@ -24,6 +20,10 @@ from tests.test_adapters_fakes import (
     relay_post,
     text_record,
 )
+from tests.support import Client, is_
+from tests.test_adapters_doudian import APP, ORDER, REFUND_200
+from tests.test_adapters_doudian import SECRET as DD_SECRET
+from tests.test_adapters_doudian import SHOP as DD_SHOP
 
 pytestmark = pytest.mark.redis
 

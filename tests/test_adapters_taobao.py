@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from gateway.adapters.taobao import top_timestamp
+from tests.adapter_fakes import FakeRelay, FakeTop, eventually, relay_post, text_record
 from tests.support import Client, is_
-from tests.test_adapters_fakes import FakeRelay, FakeTop, eventually, relay_post, text_record
 
 APP, SECRET, SHOP = "12345678", "topsecret0001", "1001"
 
