@@ -1,7 +1,8 @@
-"""The Store methods the adapters added (claims, dead letters), on the memory store.
+"""The memory store's claims and dead letters (gateway/store/memory_extras.py, ``MemoryClaims``), on its
+own clock (``MemoryStore.clock``, moved by the tests).
 
-The Redis store must give the same outcomes; these tests are written against the
-``Store`` interface so they can run on it too.
+That every store gives the same outcomes is tests/test_store_contract.py (``test_claims``,
+``test_dead_letters``); here also what only the memory store does: dropping expired claims.
 """
 
 from __future__ import annotations
