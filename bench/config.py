@@ -63,7 +63,8 @@ def bench_config_text(src: Path, store_url: str, namespace: str, agents: int, ca
         # and every bench customer comes from one address: the per-address limits are raised alike
         "limits": {"customer_messages": 1_000_000, "customer_window_s": 1, "agent_messages": 1_000_000,
                    "agent_window_s": 1, "hello_timeout_s": 60, "address_messages": 1_000_000,
-                   "address_window_s": 1, "address_hellos": 1_000_000, "address_hello_window_s": 1},
+                   "address_window_s": 1, "address_hellos": 1_000_000, "address_hello_window_s": 1,
+                   "max_connections_per_address": 1_000_000},
         "routing": {"agent_grace_s": 0},
         "texts": {"greeting": ""},
         "bot": {"faq": str((src / "configs" / faq).resolve())},

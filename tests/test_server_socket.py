@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gc
+import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -132,3 +135,46 @@ async def test_5000_sockets_opened_and_dropped_leave_no_objects_behind(gateway_a
     grown = {k: left[k] - baseline[k] for k in _SERVER_TYPES if left[k] > baseline[k] + 3}
     timers = [repr(o) for o in gc.get_objects() if type(o).__name__ == "TimerHandle" and not o.cancelled()]
     assert not grown, f"left behind after 5000 sockets: {grown}; timers: {timers[:5]}"
+
+
+async def test_a_consumer_that_stops_reading_is_closed_1013_and_resumes_with_nothing_lost(gateway_app) -> None:
+    from tests.e2e import agent, agents_cfg
+
+    app = await gateway_app({"limits": {"send_queue": 16, "agent_messages": 1_000_000, "agent_window_s": 1},
+                             "agents": agents_cfg(("a1", ["presale", "aftersale", "logistics"], 5))})
+    a, _ = await agent(app.ws_url, "a1", "tok-a1")
+    # max_queue=1: the client library stops reading the socket as soon as one frame waits unread
+    slow = await websockets.connect(f"{app.ws_url}/ws/customer", max_queue=1, max_size=2**22, open_timeout=T)
+    await slow.send('{"type":"hello","customer":{"id":"u-slow"}}')
+    w = json.loads(await slow.recv())
+    conv, token = w["conversation"], w["token"]
+    await slow.send('{"type":"message","id":"h","text":"转人工"}')
+    await a.wait(is_("assigned"), what="assigned")
+    sent: list[str] = []
+    big = "慢" * 3000  # ~9 KB a frame: the socket buffers fill within a few hundred
+    for i in range(600):
+        text = f"{i:04d}{big}"
+        await a.send({"type": "message", "id": f"a{i}", "conversation": conv, "text": text})
+        sent.append(text)
+        await a.wait(is_("ack", id=f"a{i}"), what=f"ack a{i}")
+    # The server gives up on the slow socket and ends its session; the client reads again only after
+    # that and after the server's close handshake would have timed out (a client paused this long).
+    await until(lambda: not any(p.kind == p.CUSTOMER for p in app.ctx.peers), 10)
+    paused = asyncio.Event()
+    asyncio.get_running_loop().call_later(3.0, paused.set)
+    await paused.wait()
+    got: list[dict[str, Any]] = []
+    with contextlib.suppress(websockets.ConnectionClosed):
+        while True:
+            got.append(json.loads(await asyncio.wait_for(slow.recv(), T)))
+    assert slow.close_code == 1013, (slow.close_code, slow.close_reason)
+    seen = [f for f in got if f.get("type") == "message"]
+    last = max(f["seq"] for f in seen)
+    assert len(seen) < 600  # it was cut off before the end
+    again = await websockets.connect(f"{app.ws_url}/ws/customer", max_size=2**22, open_timeout=T)
+    await again.send(json.dumps({"type": "hello", "resume": {"conversation": conv, "token": token, "after": last}}))
+    rest = json.loads(await again.recv())["messages"]
+    texts = [e["text"] for e in seen + rest if e.get("from") == "agent"]
+    assert texts == sent  # every agent message once, in order, across the cut
+    await again.close()
+    await a.close()

@@ -39,10 +39,10 @@ def conversation_object(conv: Conversation, messages: list[dict[str, Any]]) -> d
 
 
 class AgentSession:
-    def __init__(self, ctx: Context, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ctx: Context, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None) -> None:
         self.ctx = ctx
         self.ws = ws
-        self.outlet = WsOutlet(ws)
+        self.outlet = WsOutlet(ws, transport)
         lim = ctx.config.limits
         self.peer = Peer(Peer.AGENT, self.outlet, ctx.service.read_log, lim.send_queue)
         self.peer.on_agent_event = self._on_agent_event
@@ -241,7 +241,7 @@ class AgentSession:
 async def agent_ws(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app["ctx"]
     ws = await accept_socket(request, ctx.config.limits.max_frame_bytes, ctx.accepting)
-    session = AgentSession(ctx, ws)
+    session = AgentSession(ctx, ws, request.transport)
     try:
         await session.run()
     finally:

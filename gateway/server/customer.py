@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import logging
@@ -59,11 +60,12 @@ class CustomerSession:
     __slots__ = ("address", "bucket", "channel", "closed", "conversation", "ctx", "customer", "last_with_agent", "name", "outlet",
                  "peer", "typing_bucket", "vip", "wrote", "ws")
 
-    def __init__(self, ctx: Context, ws: web.WebSocketResponse, address: str = "") -> None:
+    def __init__(self, ctx: Context, ws: web.WebSocketResponse, address: str = "",
+                 transport: asyncio.Transport | None = None) -> None:
         self.ctx = ctx
         self.ws = ws
         self.address = address  # the peer address (request.remote): what the per-address limits count
-        self.outlet = WsOutlet(ws)
+        self.outlet = WsOutlet(ws, transport)
         self.peer = Peer(Peer.CUSTOMER, self.outlet, ctx.service.read_log, ctx.config.limits.send_queue)
         self.peer.on_entry = self._seen
         # Token buckets start full, so one made at the first frame is the one made at connect.
@@ -294,7 +296,7 @@ async def customer_ws(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app["ctx"]
     ws = await accept_socket(request, ctx.config.limits.max_frame_bytes, ctx.accepting)
     address = client_address(request, ctx.config.limits.trusted_proxies)
-    session = CustomerSession(ctx, ws, address)
+    session = CustomerSession(ctx, ws, address, request.transport)
     try:
         await session.run()
     finally:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_websocket import WS_CLOSING_MESSAGE
 
 from gateway.errors import BadFrame, ProtocolError, StoreUnavailable, Unavailable
 from gateway.protocol import encode, error_frame, parse_frame
@@ -18,17 +19,43 @@ from gateway.service.metrics import METRICS
 log = logging.getLogger("gateway.socket")
 
 
-class WsOutlet:
-    __slots__ = ("ws",)
+# How long a consumer that stopped reading has to take what was sent before its close frame.
+SLOW_CLOSE_LINGER_S = 30.0
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+
+def close_frame(code: int, reason: str) -> bytes:
+    """A server's (unmasked) websocket close frame: code and a reason cut to fit one short frame."""
+    payload = code.to_bytes(2, "big") + reason.encode()[:120]
+    return bytes((0x88, len(payload))) + payload
+
+
+class WsOutlet:
+    __slots__ = ("transport", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None) -> None:
         self.ws = ws
+        self.transport = transport  # to close a consumer that stopped reading (see ``close``)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         if not self.ws.closed:
             await self.ws.send_str(encode(frame))
 
     async def close(self, code: int, reason: str) -> None:
+        """Close with ``code``. A client that stopped reading (our writes are backed up) still gets the
+        code: the close frame is queued behind what it has not read yet and the connection is closed
+        gracefully (flushed, then FIN), not reset; a reset would lose it all and show as 1006. If it does
+        not read within ``SLOW_CLOSE_LINGER_S``, the connection is dropped."""
+        t = self.transport
+        if t is not None and not t.is_closing() and t.get_write_buffer_size() > 0:
+            t.write(close_frame(code, reason))
+            t.close()  # aiohttp writes nothing more to a closing transport
+            asyncio.get_running_loop().call_later(SLOW_CLOSE_LINGER_S, t.abort)
+            # End the session now (its reader would otherwise wait for the flush): what aiohttp's own
+            # close does to wake a pending receive().
+            reader = self.ws._reader
+            if reader is not None:
+                reader.feed_data(WS_CLOSING_MESSAGE, 0)
+            return
         if not self.ws.closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), 2.0)
