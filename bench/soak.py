@@ -160,13 +160,11 @@ async def run(url: str, gw_pid: int, redis_pid: int | None, args: argparse.Names
         s.ws.transport.abort()
     assert start is not None
     ratio = end[1] / start[1]
-    with urllib.request.urlopen(url.replace("ws://", "http://") + "/readyz", timeout=5) as r:
-        ready = json.loads(r.read())
     return {"sessions": args.sessions, "seconds": args.seconds, "warm_s": args.warm, "churn_per_s": args.churn,
             "store": args.store, "rss_start_kb": start[1], "rss_end_kb": end[1], "rss_ratio": round(ratio, 3),
             "flat": ratio <= 1.10, "redis_rss_start_kb": start[2], "redis_rss_end_kb": end[2],
             "replaced": tally.opened - args.sessions, "silent": tally.silent, "asked": tally.asked,
-            "resumed": tally.resumed, "failed": tally.failed, "connections_at_end": ready.get("connections"),
+            "resumed": tally.resumed, "failed": tally.failed,
             "samples": tally.samples}
 
 
@@ -200,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(gw)
         wait_http(f"http://127.0.0.1:{port}/readyz", proc=gw.p, timeout=60)
         result = asyncio.run(run(f"ws://127.0.0.1:{port}", gw.pid, redis_pid, args))
+        time.sleep(2)  # the last sessions' closes reach the gateway
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+            result["connections_after"] = json.loads(r.read()).get("connections")
         print(f"soak: {result['sessions']} sessions, {result['replaced']} replaced in {args.seconds:.0f} s "
               f"({args.store.split('://')[0]} store): gateway RSS {result['rss_start_kb'] / 1024:.1f} MB -> "
               f"{result['rss_end_kb'] / 1024:.1f} MB ({(result['rss_ratio'] - 1) * 100:+.1f} %, "
