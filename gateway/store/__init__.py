@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.errors import ConfigError
+from gateway.store import lua as _lua  # noqa: F401  (reads the Lua scripts now, before any event loop runs)
 from gateway.store.base import (
     TIMER_PREFIXES,
     TOPIC_PREFIXES,

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+import redis
 from redis import exceptions as rex
 
 from gateway.errors import StoreUnavailable
@@ -34,6 +35,16 @@ UNAVAILABLE_REPLIES = frozenset(
     ("LOADING", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "MOVED", "ASK"))
 
 Arg = str | bytes | int | float
+
+# redis-py >= 7.2 looks its own version up (importlib.metadata: stats over sys.path) for every client and
+# connection built without a DriverInfo, on the event loop; give it one, made once at import.
+# Older redis-py reads the version once, at its own import, and has no DriverInfo.
+try:
+    from redis.driver_info import DriverInfo
+
+    _DRIVER: dict[str, Any] = {"driver_info": DriverInfo(lib_version=redis.__version__)}
+except ImportError:  # pragma: no cover - redis-py < 7.2
+    _DRIVER = {}
 
 
 def check(reply: Any, what: str) -> Any:
@@ -95,10 +106,10 @@ class ScriptRunner:
 
         t = self.target
         rc = RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in t.nodes], username=t.username or None,
+            startup_nodes=[ClusterNode(h, p, **_DRIVER) for h, p in t.nodes], username=t.username or None,
             password=t.password or None, ssl=t.tls, ssl_cert_reqs="required" if t.tls_verify else "none",
             socket_connect_timeout=self.connect_timeout_s, socket_timeout=self.connect_timeout_s,
-            require_full_coverage=False, retry=Retry(NoBackoff(), 0),
+            require_full_coverage=False, retry=Retry(NoBackoff(), 0), **_DRIVER,
         )
         try:
             await rc.initialize()

@@ -17,6 +17,16 @@ HERE = Path(__file__).resolve().parent
 _INCLUDE = re.compile(r'^--\s*@include\s+"([\w-]+)"\s*$', re.M)
 
 
+def _read(folder: Path) -> dict[str, str]:
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.lua"))}
+
+
+# Read once, when this module is imported (``gateway.store`` imports it, so before any event loop
+# runs): opening a Redis store on the loop then expands these texts without touching the disk.
+_SCRIPTS = _read(HERE)
+_INCLUDES = _read(HERE / "includes")
+
+
 @dataclass(slots=True, frozen=True)
 class LuaScript:
     name: str
@@ -49,8 +59,9 @@ def _expand(text: str, seen: set[str], publish: str) -> str:
         seen.add(name)
         if name == "names":
             return names_lua(publish)
-        body = (HERE / "includes" / f"{name}.lua").read_text(encoding="utf-8")
-        return _expand(body, seen, publish)
+        if name not in _INCLUDES:
+            raise KeyError(f"no include {name!r} in {HERE / 'includes'}")
+        return _expand(_INCLUDES[name], seen, publish)
 
     return _INCLUDE.sub(include, text)
 
@@ -60,9 +71,11 @@ def load(name: str, *, publish: str = "PUBLISH") -> LuaScript:
 
     ``publish``: the command the bus uses (``SPUBLISH`` for sharded pub/sub on a cluster).
     """
-    source = _expand((HERE / f"{name}.lua").read_text(encoding="utf-8"), set(), publish)
+    if name not in _SCRIPTS:
+        raise KeyError(f"no script {name!r} in {HERE}")
+    source = _expand(_SCRIPTS[name], set(), publish)
     return LuaScript(name, source, hashlib.sha1(source.encode()).hexdigest())
 
 
 def names() -> list[str]:
-    return sorted(p.stem for p in HERE.glob("*.lua"))
+    return sorted(_SCRIPTS)
