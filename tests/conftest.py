@@ -18,12 +18,66 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from blockbuster import BlockBuster, blockbuster_ctx
 
 from bench.procs import wait_http
 from gateway.config import Config, load_config
 from gateway.server.app import build_app, make_runner, start_site
 from gateway.server.context import Context
 from tests.support import ROOT, free_port, write_config
+
+# ------------------------------------------------------------------ blocking calls on the loop
+
+
+# Test set-up that blocks on purpose, by (file, function), for any of blockbuster's functions: none
+# of it is the gateway's work, and the test waits for it whatever thread it runs on.
+_SETUP_MAY_BLOCK: list[tuple[str, set[str]]] = [
+    # reads the demo config, writes a test's config file (tests/support.py also serves sync tests)
+    ("tests/support.py", {"demo_config", "write_config"}),
+    # redis-server, a Redis Cluster and `gateway serve` processes: started, waited for, stopped, logs read
+    ("tests/conftest.py", {"start_redis", "start_redis_cluster", "_spawn_redis", "_stop_procs",
+                           "start_gateway_process", "kill", "terminate", "log"}),
+    ("tests/test_redis_instances.py", {"spawn", "stop_all"}),
+    # the supervisor tests' process helpers: /proc read, logs read, a supervisor started, polled, stopped
+    ("tests/test_server_workers.py", {"start", "stop", "children", "cmdline", "stat", "alive", "until", "holder",
+                                      "healthz", "stdout", "log", "workers"}),
+    # the gateway reads its config at start-up, before the loop (gateway.cli); only tests load one on theirs
+    ("gateway/config.py", {"load_config", "parse_config"}),
+    # redis-py >= 7.2 looks its own version up (importlib.metadata) for every client or connection built
+    # without a DriverInfo: the clients the tests build to read Redis directly. The gateway's one redis-py
+    # client (cluster discovery, gateway/store/redis_runner.py) passes a DriverInfo and never gets here.
+    ("redis/utils.py", {"get_lib_version"}),
+]
+
+
+# Tests that stall their loop on purpose, for one blocking function each.
+_STALLS_ON_PURPOSE: list[tuple[str, str, set[str]]] = [
+    # a stalled event loop (a callback that blocks) must not be taken for a dead Redis
+    ("time.sleep", "tests/test_redis_store.py", {"data_received"}),
+    ("socket.socket.send", "tests/test_redis_store.py", {"_stalled"}),
+]
+
+
+def _allow_test_setup(bb: BlockBuster) -> None:
+    """The few places where a blocking call on the loop is deliberate (test set-up, not the gateway)."""
+    for path, funcs in _SETUP_MAY_BLOCK:
+        for f in bb.functions.values():
+            f.can_block_in(path, funcs)
+    for name, path, funcs in _STALLS_ON_PURPOSE:
+        bb.functions[name].can_block_in(path, funcs)
+
+
+@pytest.fixture(autouse=True)
+def blockbuster(request: pytest.FixtureRequest) -> Iterator[BlockBuster | None]:
+    """In every async test, a blocking call on the running loop (time.sleep, file or socket I/O in
+    blocking mode, a held lock...) raises ``BlockingError`` and fails the test. Sync tests are left
+    alone (they have no loop; a blocking call there blocks nobody)."""
+    if request.node.get_closest_marker("asyncio") is None:
+        yield None
+        return
+    with blockbuster_ctx() as bb:
+        _allow_test_setup(bb)
+        yield bb
 
 
 @dataclass
@@ -41,8 +95,9 @@ async def gateway_app(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[R
     runners: list[web.AppRunner] = []
 
     async def start(overrides: dict[str, Any] | None = None, store: str | None = None) -> RunningApp:
-        path = write_config(tmp_path, overrides)
-        config = load_config(path).with_overrides(host="127.0.0.1", port=0, store=store)
+        # file I/O off the loop (blockbuster fails a test that reads or writes files on it)
+        path = await asyncio.to_thread(write_config, tmp_path, overrides)
+        config = (await asyncio.to_thread(load_config, path)).with_overrides(host="127.0.0.1", port=0, store=store)
         app = await build_app(config)
         runner = make_runner(app, shutdown_timeout=2.0)
         await runner.setup()
@@ -89,8 +144,8 @@ def gateway_proc(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
     """Factory: ``gateway serve`` as a separate process on a free loopback port."""
     procs: list[GatewayProcess] = []
 
-    def start(overrides: dict[str, Any] | None = None, store: str | None = None,
-              config_path: Path | None = None, wait: str = "/readyz") -> GatewayProcess:
+    def start_gateway_process(overrides: dict[str, Any] | None = None, store: str | None = None,
+                              config_path: Path | None = None, wait: str = "/readyz") -> GatewayProcess:
         path = config_path or write_config(tmp_path, overrides)
         port = free_port()
         log_path = tmp_path / f"gateway-{port}.log"
@@ -108,15 +163,8 @@ def gateway_proc(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
             raise AssertionError(f"gateway did not start: {e}\n{gp.log()}") from e
         return gp
 
-    yield start
-    for gp in procs:
-        if gp.proc.poll() is None:
-            gp.proc.send_signal(signal.SIGTERM)
-            try:
-                gp.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                gp.proc.kill()
-                gp.proc.wait(5)
+    yield start_gateway_process
+    _stop_procs([gp.proc for gp in procs])
 
 
 # ------------------------------------------------------------------ redis
@@ -134,18 +182,31 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            _stop_procs([self.proc])
 
     def start(self) -> None:
         """(Re)start on the same port and directory."""
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_redis(self.port, self.proc)
+        self.proc = _spawn_redis(self.args, self.port)
+
+
+def _stop_procs(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, then SIGKILL what is still there after 10 s."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def _spawn_redis(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_redis(port, proc)
+    return proc
 
 
 def _wait_redis(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -226,15 +287,7 @@ class RedisClusterServer:
         return f"redis://127.0.0.1:{port}/0"
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        _stop_procs(self.procs)
 
 
 def _need(binary: str) -> str:

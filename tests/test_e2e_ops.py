@@ -24,6 +24,7 @@ keywords = ["数字人民币", "数币"]
 answer = "支持，结算时选择数字人民币钱包即可。"
 skill = "presale"
 '''
+DEMO_FAQ_TEXT = DEMO_FAQ.read_text(encoding="utf-8")  # read at import, not on a test's loop
 
 
 async def test_health_ready_metrics_stats(gateway_app) -> None:
@@ -53,14 +54,14 @@ async def test_health_ready_metrics_stats(gateway_app) -> None:
 
 async def test_faq_reload_swaps_atomically_and_bad_file_keeps_old(gateway_app, tmp_path: Path) -> None:
     faq = tmp_path / "faq.toml"
-    shutil.copy(DEMO_FAQ, faq)
+    await asyncio.to_thread(shutil.copy, DEMO_FAQ, faq)  # file I/O off the loop
     app = await gateway_app({"bot": {"faq": str(faq)}})
     c, _ = await customer(app.ws_url, "u-reload")
     await say(c, "m1", "支持数字人民币付款吗")
     first = await c.wait(lambda f: f.get("type") == "message" and f.get("from") in ("bot", "system"))
     assert first.get("faq") != "e_cny"
     async with aiohttp.ClientSession() as http:
-        faq.write_text("[[faq]]\nid = 1\n", encoding="utf-8")  # broken
+        await asyncio.to_thread(faq.write_text, "[[faq]]\nid = 1\n", encoding="utf-8")  # broken
         async with http.post(app.http_url + "/api/faq/reload", headers=ADMIN) as r:
             body = await r.json()
             assert r.status == 422 and body["ok"] is False and body["error"]
@@ -68,7 +69,7 @@ async def test_faq_reload_swaps_atomically_and_bad_file_keeps_old(gateway_app, t
         await say(c2, "m1", "什么时候发货")
         ans = await c2.wait(lambda f: f.get("from") == "bot")
         assert ans.get("faq") == "ship_time", "the old FAQ still answers"
-        faq.write_text(DEMO_FAQ.read_text(encoding="utf-8") + NEW_FAQ, encoding="utf-8")
+        await asyncio.to_thread(faq.write_text, DEMO_FAQ_TEXT + NEW_FAQ, encoding="utf-8")
         async with http.post(app.http_url + "/api/faq/reload") as r:
             assert r.status == 401
         async with http.post(app.http_url + "/api/faq/reload", headers=ADMIN) as r:
@@ -83,11 +84,11 @@ async def test_faq_reload_swaps_atomically_and_bad_file_keeps_old(gateway_app, t
 
 async def test_sighup_reloads_and_sigterm_drains_with_1012(gateway_proc, tmp_path: Path) -> None:
     faq = tmp_path / "faq.toml"
-    shutil.copy(DEMO_FAQ, faq)
+    await asyncio.to_thread(shutil.copy, DEMO_FAQ, faq)  # file I/O off the loop
     gw = gateway_proc({"bot": {"faq": str(faq)}})
     c, _ = await customer(gw.ws_url, "u-hup")
     a, _ = await agent(gw.ws_url, "a1", "demo-a1")
-    faq.write_text(DEMO_FAQ.read_text(encoding="utf-8") + NEW_FAQ, encoding="utf-8")
+    await asyncio.to_thread(faq.write_text, DEMO_FAQ_TEXT + NEW_FAQ, encoding="utf-8")
     gw.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
     while "entries=" not in gw.log().split("faq_loaded")[-1] or gw.log().count("faq_loaded") < 2:

@@ -206,7 +206,7 @@ async def test_sigterm_drains_with_1012_and_hands_over(launch: Callable[..., lis
                             redis_server.url, 2)
     view = View(redis_server.url, namespace)
     try:
-        a_instance = readyz(a_proc.http_url)[1]["instance"]
+        a_instance = (await asyncio.to_thread(readyz, a_proc.http_url))[1]["instance"]
         assert a_instance in await view.instances()
         t1, _ = await agent(a_proc.ws_url, "t1")
         cu, wu = await customer(b_proc.ws_url, "u-term-b", channel="term")
@@ -316,7 +316,7 @@ async def test_redis_restart_under_load(launch: Callable[..., list[GatewayProces
     await asyncio.sleep(max(0.0, started + LOAD_S - time.monotonic()))  # the scenario: LOAD_S of load first
     assert srv.proc is not None
     srv.proc.kill()  # -------------------------------------------------- Redis dies
-    srv.proc.wait(5)
+    await asyncio.to_thread(srv.proc.wait, 5)
     t0 = time.monotonic()
     for p in procs:
         status, body, took = await asyncio.to_thread(readyz, p.http_url)

@@ -348,7 +348,7 @@ async def test_commands_in_flight_when_redis_dies_fail_fast(redis_factory: Calla
         await until(on_the_wire, 5, "the 10 calls written to the socket")  # in flight, not merely queued
         t0 = time.monotonic()
         srv.proc.kill()
-        srv.proc.wait(5)
+        await asyncio.to_thread(srv.proc.wait, 5)
         res = await asyncio.gather(*calls, return_exceptions=True)
         assert all(isinstance(r, StoreUnavailable) for r in res), res
         assert time.monotonic() - t0 < 1.0  # the connection's end, not the 5 s timeout
@@ -378,7 +378,7 @@ async def test_outage_unavailable_fast_then_reconnects_and_resyncs(redis_factory
         acked = await s.append("c1", {"type": "message", "text": "before"}, client_id="m1")
         assert srv.proc is not None
         srv.proc.kill()  # SIGKILL: appendfsync always kept what was acked
-        srv.proc.wait(5)
+        await asyncio.to_thread(srv.proc.wait, 5)
         t0 = time.monotonic()
         assert await s.ping() is False
         with pytest.raises(StoreUnavailable):

@@ -15,6 +15,7 @@ worker's open files), so nothing in the server is there only for these tests.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -280,11 +281,11 @@ async def test_sighup_reaches_every_worker_and_sigterm_stops_all(own: Callable[[
     sup.proc.send_signal(signal.SIGTERM)
     for c in clients.values():
         assert await c.wait_closed(T) == 1012
-    assert sup.proc.wait(30) == 0 and time.monotonic() - t0 < 25
+    assert await asyncio.to_thread(sup.proc.wait, 30) == 0 and time.monotonic() - t0 < 25
     assert not [pid for pid in workers if alive(pid)]
     assert "event=workers_stopped code=0" in sup.log()
     with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", sup.port), timeout=2).close()
+        await asyncio.to_thread(lambda: socket.create_connection(("127.0.0.1", sup.port), timeout=2).close())
 
 
 def test_killing_the_supervisor_takes_its_workers_along(own: Callable[[], Supervised]) -> None:
