@@ -6,7 +6,7 @@ array ``[{"tag","msg_id","data":"<JSON string>"}]``. Tag ``"0"`` is the console'
 endpoint check. Success is ``{"code":0,"msg":"success"}``; any other answer makes
 the platform push again. Order tags (1xx) attach to the buyer's open
 conversation; after-sales tags (2xx, 仲裁 217) open or update an after-sales one.
-``Content-Type: application/json`` is required (else 415), and ``event-sign`` is
+``Content-Type: application/json`` is required (else 415), a body over 1 MiB is 413, and ``event-sign`` is
 checked over the raw bytes before the body is parsed.
 抖店 has no public chat API (飞鸽): buyers' chats come through a relay.
 """
@@ -24,7 +24,16 @@ from aiohttp import web
 from gateway.adapters.base import BadPayload, EventCategory, PlatformEvent, SendError, http_error
 from gateway.adapters.config import ShopConfig
 from gateway.adapters.signing import doudian_api_sign, doudian_param_json, verify_doudian_push
-from gateway.adapters.web import answer, json_field, parse_json, seconds, text_id, wrong_content_type
+from gateway.adapters.web import (
+    BodyTooLarge,
+    answer,
+    json_field,
+    parse_json,
+    read_body,
+    seconds,
+    text_id,
+    wrong_content_type,
+)
 from gateway.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -85,7 +94,10 @@ class DoudianPush:
             return answer({"code": 1, "msg": "fail", "error": "unsupported_media_type", "message": bad_type}, 415)
         app_id = request.headers.get("app-id", "")
         shops = [s for s in self.rt.cfg.native("doudian") if s.app_key == app_id]
-        body = await request.read()
+        try:
+            body = await read_body(request)
+        except BodyTooLarge as e:
+            return answer({"code": 1, "msg": "fail", "error": "too_large", "message": str(e)}, 413)
         if not shops or not verify_doudian_push(app_id, shops[0].app_secret, body,
                                                 request.headers.get("event-sign", "")):
             log.warning("event=doudian_bad_signature app_id=%r", app_id)

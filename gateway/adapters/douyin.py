@@ -2,8 +2,9 @@
 
 Webhook: ``POST /adapters/douyin/webhook``, ``X-Douyin-Signature`` =
 sha1_hex(client_secret + raw body), checked over the raw bytes before the body is
-parsed (``Content-Type: application/json`` required, else 415), ``Msg-Id`` per delivery (retried 3 times
-within a 5 s timeout, so we answer as soon as the message is stored).
+parsed (``Content-Type: application/json`` required, else 415; a body over 1 MiB
+is 413), ``Msg-Id`` per delivery (retried 3 times within a 5 s timeout, so we
+answer as soon as the message is stored).
 ``verify_webhook`` gets ``{"challenge": <value>}`` back. Only private
 (``conversation_type`` 1) ``im_receive_msg`` events become buyer messages;
 every other event is acknowledged and dropped.
@@ -32,7 +33,17 @@ from gateway.adapters.base import (
 )
 from gateway.adapters.config import ShopConfig
 from gateway.adapters.signing import verify_douyin_webhook
-from gateway.adapters.web import answer, json_field, parse_json, refused, seconds, text_id, wrong_content_type
+from gateway.adapters.web import (
+    BodyTooLarge,
+    answer,
+    json_field,
+    parse_json,
+    read_body,
+    refused,
+    seconds,
+    text_id,
+    wrong_content_type,
+)
 from gateway.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -88,7 +99,10 @@ class DouyinWebhook:
         bad_type = wrong_content_type(request)
         if bad_type:
             return refused(415, "unsupported_media_type", bad_type)
-        body = await request.read()
+        try:
+            body = await read_body(request)
+        except BodyTooLarge as e:
+            return refused(413, "too_large", str(e))
         signature = request.headers.get("X-Douyin-Signature", "")
         # The signature is checked over the raw bytes before anything is parsed: every configured app
         # whose secret signs this body (apps of one app_key share one secret, checked at config load).

@@ -5,7 +5,7 @@ The wire format is documented for relay authors in README.md (Platform adapters)
 ``X-Gateway-Shop`` (shop_id), ``X-Gateway-Timestamp`` (Unix seconds) and
 ``X-Gateway-Signature`` = hex(HMAC-SHA256(relay_secret, timestamp + raw body)),
 checked over the raw bytes before the body is parsed; ``Content-Type:
-application/json`` is required (else 415).
+application/json`` is required (else 415); a body over 1 MiB is 413.
 """
 
 from __future__ import annotations
@@ -30,7 +30,16 @@ from gateway.adapters.base import (
 )
 from gateway.adapters.config import ShopConfig
 from gateway.adapters.signing import relay_sign, verify_relay
-from gateway.adapters.web import answer, parse_json, refused, seconds, text_id, wrong_content_type
+from gateway.adapters.web import (
+    BodyTooLarge,
+    answer,
+    parse_json,
+    read_body,
+    refused,
+    seconds,
+    text_id,
+    wrong_content_type,
+)
 from gateway.errors import StoreUnavailable
 from gateway.model import PLATFORMS
 
@@ -52,6 +61,17 @@ def signed_headers(shop: ShopConfig, body: bytes, now: float | None = None) -> d
         SIGNATURE_HEADER: relay_sign(shop.relay_secret, ts, body),
         "Content-Type": "application/json",
     }
+
+
+def timestamp(value: str) -> int | None:
+    """``X-Gateway-Timestamp`` as sent: decimal ASCII digits (at most 20), else None.
+
+    ``str.isdigit`` alone also takes other scripts' digits and ``²`` (which ``int`` refuses), and
+    ``int`` refuses more than 4300 digits.
+    """
+    if not value.isascii() or not value.isdigit() or len(value) > 20:
+        return None
+    return int(value)
 
 
 def parse_record(platform: str, shop: str, i: int, r: Any, max_text: int) -> InboundRecord:
@@ -115,9 +135,13 @@ class ForwardEndpoint:
         if shop is None or not shop.relay:
             return refused(401, "unauthorized", f"unknown relay shop (header {SHOP_HEADER})")
         ts = request.headers.get(TIMESTAMP_HEADER, "")
-        if not ts.isdigit() or abs(time.time() - int(ts)) > rt.cfg.settings.replay_window_s:
+        when = timestamp(ts)
+        if when is None or abs(time.time() - when) > rt.cfg.settings.replay_window_s:
             return refused(401, "unauthorized", f"{TIMESTAMP_HEADER} missing or outside the replay window")
-        body = await request.read()
+        try:
+            body = await read_body(request)
+        except BodyTooLarge as e:
+            return refused(413, "too_large", str(e))
         if not verify_relay(shop.relay_secret, ts, body, request.headers.get(SIGNATURE_HEADER, "")):
             log.warning("event=relay_bad_signature platform=%s shop=%s", platform, shop.shop_id)
             return refused(401, "unauthorized", "bad signature")

@@ -35,6 +35,18 @@ def wrong_content_type(request: web.Request, expected: str = JSON_TYPE) -> str |
     return f"Content-Type must be {expected} (charset utf-8 allowed), got {got[:100] or 'none'!r}"
 
 
+class BodyTooLarge(Exception):
+    """A body past the application's ``client_max_size``: answered 413, nothing read or stored."""
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body; ``BodyTooLarge`` past the app's limit (aiohttp's own 413 is plain text)."""
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise BodyTooLarge(f"body larger than {request.client_max_size} bytes") from e
+
+
 def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
