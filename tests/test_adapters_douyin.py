@@ -64,6 +64,16 @@ async def test_a_dm_is_answered(gateway_app: Any, douyin: FakeDouyin) -> None:
     assert conv.customer_name == "抖音买家" and conv.channel == "douyin"
 
 
+async def test_a_dm_longer_than_a_customer_may_send_is_kept_cut_to_the_limit(gateway_app: Any,
+                                                                             douyin: FakeDouyin) -> None:
+    gw = await start(gateway_app, douyin)
+    limit = gw.ctx.config.limits.max_text_chars
+    status, body = await douyin_push(gw.http_url, SECRET, douyin_event("srv-long", "buyer-long", ACCOUNT, "长" * 300_000))
+    assert status == 200 and body["status"] == "stored"
+    entries = await conv_log(gw, "buyer-long")
+    assert entries[0]["text"] == "长" * limit
+
+
 async def test_retried_deliveries_are_stored_once(gateway_app: Any, douyin: FakeDouyin) -> None:
     gw = await start(gateway_app, douyin)
     ev = douyin_event("srv-2", "buyer-2", ACCOUNT, "什么时候发货", content_as_string=False)

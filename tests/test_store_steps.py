@@ -403,3 +403,18 @@ async def test_discard_unused_forgets_only_a_conversation_nobody_wrote_in(env: E
     await s.create_conversation(Conversation("c-new", "u-two", created_at=2.0))
     assert await s.discard_unused("c-old") is True
     assert await s.customer_conversation("u-two") == "c-new"
+
+
+async def test_idle_close_forgets_a_conversation_nobody_wrote_in_in_the_same_step(env: Env) -> None:
+    s = env.store
+    greeting = {"type": "message", "from": "system", "text": "您好"}
+    notice = {"type": "message", "from": "system", "text": "会话已关闭"}
+    for cid in ("c-empty", "c-said"):
+        await s.create_conversation(Conversation(cid, f"u-{cid}", created_at=1.0), greeting=greeting)
+    await s.append("c-said", {"type": "message", "from": "customer", "text": "在吗"})
+    empty = await s.close_conversation("c-empty", "idle", notice=notice, discard_unused=True)
+    assert (empty.discarded, empty.closed) == (True, False)
+    assert await s.get_conversation("c-empty") is None and await s.read_log("c-empty") == []
+    said = await s.close_conversation("c-said", "idle", notice=notice, discard_unused=True)
+    assert (said.discarded, said.closed) == (False, True)
+    assert [e["type"] for e in await s.read_log("c-said")][-1] == "closed"

@@ -30,6 +30,7 @@ claims through ``PlatformService`` (both reached through the adapters' host).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -114,6 +115,10 @@ class Ingestor:
 
     async def _message(self, rec: InboundRecord, route: str, reply: dict[str, Any]) -> Ingested:
         settings = self.adapters.settings
+        limit = self.service.config.limits.max_text_chars
+        if len(rec.text) > limit:  # a buyer's message cannot be refused back: kept, cut to what a customer may send
+            log.info("event=platform_text_cut platform=%s chars=%d", rec.platform, len(rec.text))
+            rec = dataclasses.replace(rec, text=rec.text[:limit])
         customer = rec.customer_id
         conv = await self.service.current_conversation(customer)
         score = rating_score(rec.text) if rec.kind is Kind.TEXT else 0

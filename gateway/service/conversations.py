@@ -342,12 +342,13 @@ class ConversationService(ConversationReads):
             log.info("event=grace_expired agent=%s requeued=%d", ident, len(placements))
             self.placed(placements)
         elif kind == TIMER_PREFIXES["idle"]:
-            if await self.discard_unused(ident):  # never written in (its instance died before the customer left)
-                return
+            # one nobody wrote in (its instance died before the customer left) is forgotten, not closed
             res = await self.store.close_conversation(
                 ident, "idle", notice={"type": "message", "from": "system", "text": self.config.texts.closed_idle},
-                idle_retry=self._idle_timer(ident), survey=True)
-            if res.closed:
+                idle_retry=self._idle_timer(ident), survey=True, discard_unused=True)
+            if res.discarded:
+                METRICS.conversations_discarded.inc()
+            elif res.closed:
                 self._closed(res.placements)
         elif kind == TIMER_PREFIXES["sla"]:
             notice = await self.store.append(

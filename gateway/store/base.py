@@ -105,6 +105,7 @@ class CloseResult:
     agent: str = ""  # who held it (now released)
     placements: tuple[Placement, ...] = ()  # what the released agent pulled
     left_queue: str = ""  # skill queue it was removed from
+    discarded: bool = False  # nobody wrote in it: forgotten instead of closed (``discard_unused``)
 
 
 @dataclass(slots=True, frozen=True)
@@ -341,8 +342,12 @@ class Store(abc.ABC):
         notice: Entry | None = None,
         idle_retry: tuple[str, float] | None = None,
         survey: bool = False,
+        discard_unused: bool = False,
     ) -> CloseResult:
         """Close (append ``closed``), release its holder and let the holder pull.
+
+        With ``discard_unused``, a conversation nobody wrote in is forgotten instead (as
+        ``discard_unused`` does; ``CloseResult.discarded``), in the same step.
 
         With ``by_agent`` the agent must hold it, else NotAssigned. In the same
         step: ``notice`` appended before ``closed``; every pending turn and the

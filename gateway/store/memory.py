@@ -129,6 +129,9 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
         return c.had_agent
 
     async def discard_unused(self, conversation: str) -> bool:
+        return self._discard_if_unused(conversation)
+
+    def _discard_if_unused(self, conversation: str) -> bool:
         c = self._convs.get(conversation)
         if c is None or c.state is not ConvState.BOT:
             return False
@@ -370,6 +373,7 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
         notice: Entry | None = None,
         idle_retry: tuple[str, float] | None = None,
         survey: bool = False,
+        discard_unused: bool = False,
     ) -> CloseResult:
         c = self._convs.get(conversation)
         if c is None:
@@ -378,6 +382,8 @@ class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
             raise NotAssigned(f"{by_agent} does not hold {conversation}")
         if c.state is ConvState.CLOSED:
             return CloseResult(False, Conversation.from_dict(c.to_dict()))
+        if discard_unused and self._discard_if_unused(conversation):
+            return CloseResult(False, None, discarded=True)
         if idle_retry is not None and c.state is ConvState.QUEUED:  # we keep them waiting, not the other way
             self._schedule(*idle_retry)
             return CloseResult(False, Conversation.from_dict(c.to_dict()))

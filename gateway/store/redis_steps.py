@@ -62,8 +62,7 @@ class ConversationSteps:
 
     async def discard_unused(self, conversation: str) -> bool:
         k = self.keys
-        res = await self._run("discard_unused", [k.conv(conversation), k.log(conversation), k.dedupe(conversation)],
-                              [conversation])
+        res = await self._run("discard_unused", [k.conv(conversation)], [conversation])
         return bool(int(res))
 
     async def raise_priority(self, conversation: str, priority: Priority) -> bool:
@@ -147,14 +146,17 @@ class ConversationSteps:
         notice: Entry | None = None,
         idle_retry: tuple[str, float] | None = None,
         survey: bool = False,
+        discard_unused: bool = False,
     ) -> CloseResult:
         res = await self._run(
             "close_conversation", [self.keys.conv(conversation)],
             [conversation, reason, by_agent, codec.entry_body(notice),
              idle_retry[0] if idle_retry else "", codec.num(idle_retry[1]) if idle_retry else "0",
-             "1" if survey else "0"],
+             "1" if survey else "0", "1" if discard_unused else "0"],
         )
         status = codec.text(res[0])
+        if status == "discarded":
+            return CloseResult(False, None, discarded=True)
         if status == "not_found":
             raise NotFound(f"no conversation {conversation}")
         if status == "not_assigned":

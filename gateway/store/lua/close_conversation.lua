@@ -7,8 +7,9 @@
 -- ARGV[5] idle timer key: when set and the conversation waits in a queue, only
 --         reschedule it (ARGV[6] due) and close nothing
 -- ARGV[7] "1": publish {"type":"survey"} on c:<conv> when an agent held it
+-- ARGV[8] "1": a conversation nobody wrote in is discarded instead (discard_if_unused)
 -- Returns {"ok", holder, left_queue, pulled, conv fields} | {"unchanged", conv fields}
---       | {"not_found"} | {"not_assigned"}
+--       | {"discarded"} | {"not_found"} | {"not_assigned"}
 -- Guarantees: with a by-agent, only its holder closes it; a closed conversation
 -- stays closed (nothing changes); otherwise it leaves its queue or its agent,
 -- its pending turns and idle/SLA timers are dropped, the "closed" entry is
@@ -21,6 +22,7 @@ local c = redis.call('HMGET', ck, 'state', 'agent', 'queue')
 if not c[1] then return {'not_found'} end
 if by ~= '' and (c[1] ~= 'assigned' or c[2] ~= by) then return {'not_assigned'} end
 if c[1] == 'closed' then return {'unchanged', redis.call('HGETALL', ck)} end
+if ARGV[8] == '1' and discard_if_unused(conv, ck) then return {'discarded'} end
 if ARGV[5] ~= '' and c[1] == 'queued' then
   redis.call('ZADD', P .. K_TIMERS, ARGV[6], ARGV[5])
   return {'unchanged', redis.call('HGETALL', ck)}

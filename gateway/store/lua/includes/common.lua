@@ -123,3 +123,25 @@ local function agent_event(agent, conv, kind, reason)
   if reason then e = e .. ',"reason":' .. cjson.encode(reason) end
   publish(T_AGENT .. agent, e .. '}')
 end
+
+-- A conversation nobody wrote in (a hello opened it, then the customer left): while the bot
+-- has it and its log holds nothing but system entries (the greeting), it goes with its log,
+-- client ids, idle timer and its customer's pointer (if that still points here). Anything a
+-- customer, the bot or an agent wrote keeps it. (A JSON string value cannot hold
+-- '"from":"system"': its quotes are escaped.) Returns true when it was discarded.
+local function discard_if_unused(conv, ck)
+  if redis.call('HGET', ck, 'state') ~= 'bot' then return false end
+  local lk = P .. K_LOG .. conv
+  if redis.call('XLEN', lk) > 8 then return false end
+  for _, item in ipairs(redis.call('XRANGE', lk, '-', '+')) do
+    if not string.find(item[2][2], '"from":"system"', 1, true) then return false end
+  end
+  local cust = redis.call('HGET', ck, 'customer_id')
+  if cust then
+    local cu = P .. K_CUST .. cust
+    if redis.call('GET', cu) == conv then redis.call('DEL', cu) end
+  end
+  redis.call('DEL', ck, lk, P .. K_DEDUPE .. conv)
+  redis.call('ZREM', P .. K_TIMERS, TM_IDLE .. conv)
+  return true
+end
