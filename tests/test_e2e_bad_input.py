@@ -199,3 +199,22 @@ async def test_vip_counts_only_in_a_signed_hello(gateway_app) -> None:
     signed_app = await gateway_app({"customers": {"secret": "s3cret"}})
     assert await priority_after_handoff(signed_app, "u-real-vip",
                                         signature=customer_signature("s3cret", "u-real-vip")) == "high"
+
+
+async def test_without_a_secret_naming_another_web_customer_reaches_nothing_of_theirs(gateway_app) -> None:
+    app = await gateway_app()  # the demo config: no [customers] secret
+    victim, vw = await customer(app.ws_url, "u-victim")
+    await say(victim, "v1", "我的订单123456789012什么时候到")
+    impostor, iw = await customer(app.ws_url, "u-victim")  # the same id, claimed
+    assert iw["conversation"] != vw["conversation"]
+    assert all(e.get("from") != "customer" for e in iw["messages"])  # none of the victim's log
+    await say(impostor, "i1", "在吗")
+    victim_log = await app.ctx.store.read_log(vw["conversation"])
+    assert [e["text"] for e in victim_log if e.get("from") == "customer"] == ["我的订单123456789012什么时候到"]
+    # the victim's conversation opens only with its own token: the impostor's token does not fit it
+    c = await Client.connect(f"{app.ws_url}/ws/customer")
+    await c.send({"type": "hello", "customer": {"id": "u-victim"},
+                  "resume": {"conversation": vw["conversation"], "token": iw["token"]}})
+    assert (await c.wait(is_("error")))["code"] == "unauthorized" and await c.wait_closed() == 4401
+    await victim.close()
+    await impostor.close()
