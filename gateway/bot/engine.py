@@ -140,6 +140,13 @@ class FaqBot:
         e = self._by_id.get(faq_id)
         return e.answer if e else None
 
+    def nearest(self, text: str, limit: int = 3) -> list[tuple[str, float]]:
+        """The FAQ entries closest to ``text``, best first, as (faq id, score): what ``decide`` ranks,
+        without deciding (``gateway faq gaps`` names the closest entry of each cluster with it)."""
+        _, body = split_orders(text)
+        ranked = self._rank(clauses_of_nfkc(body))
+        return [(self._entries[r.entry].id, r.score) for r in ranked[:limit]]
+
     def decide(self, text: str, *, vip: bool = False) -> BotDecision:
         """Classify one customer message. Pure: same text, same decision."""
         s = self.settings
