@@ -29,6 +29,7 @@ from gateway.bot.normalize import (
 from gateway.bot.orders import extract_orders, split_orders, strip_orders
 from gateway.bot.pinyin import HomophoneFixer, sound
 from gateway.bot.segment import Segmenter
+from gateway.bot.slots import read_slots
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -167,7 +168,7 @@ def test_clauses_skip_only_rules_that_cannot_apply() -> None:
         text = _REPEAT_RE.sub(r"\1", text)
         text = _PARTICLE_REPEAT_RE.sub(r"\1", text)
         text = _A_NOT_A_RE.sub(r"\1", text)
-        text = _NUMERAL_RE.sub(_numeral, text)
+        text = read_slots(_NUMERAL_RE.sub(_numeral, text))
         return [c for c in _NOISE_RE.split(text) if c]
 
     for t in [*_texts(), *_ODD_TEXTS]:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from gateway.bot.analyzer import Analyzer
 from gateway.bot.classify import PhraseMatcher, Rules, SmallTalk
+from gateway.bot.concepts import CONCEPTS
 from gateway.bot.faq import FaqEntry
 from gateway.bot.index import FaqIndex, Ranked
 from gateway.bot.normalize import FillerStripper, clauses, clauses_of_nfkc, clear_text_caches
@@ -83,7 +84,7 @@ class FaqBot:
         if synonyms is None:
             synonyms = getattr(entries, "synonyms", ())
         segmenter = Segmenter()
-        groups = [*synonyms, *settings.synonyms]
+        groups = [*synonyms, *settings.synonyms, *CONCEPTS]
         # Keywords become words of the tokenizer, except those holding a synonym (查物流):
         # cut as 查/物流 they read as 查/快递, like the messages that say 查快递 or 查包裹.
         forms = {f for g in groups for f in ("".join(clauses(w)) for w in g) if len(f) >= 2}

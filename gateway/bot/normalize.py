@@ -18,6 +18,8 @@ from operator import methodcaller
 import zhconv
 import zhconv.zhconv as _zhconv_tables
 
+from gateway.bot.slots import read_slots
+
 _zhconv_tables.getdict("zh-cn")
 # Characters that exist only in traditional script: text without any needs no conversion
 # (zhconv costs ~40 µs a call; most messages are simplified already).
@@ -145,7 +147,7 @@ def _clauses(text: str) -> tuple[str, ...]:
         text = _PARTICLE_REPEAT_RE.sub(_GROUP_1, text)
     if "不" in text or "没" in text:
         text = _A_NOT_A_RE.sub(_GROUP_1, text)
-    text = _NUMERAL_RE.sub(_numeral, text)
+    text = read_slots(_NUMERAL_RE.sub(_numeral, text))
     return tuple(c for c in _NOISE_RE.split(text) if c)
 
 
@@ -173,7 +175,7 @@ def clauses_many(texts: Sequence[str]) -> list[list[str]]:
     joined = _REPEAT_RE.sub(_GROUP_1, joined)
     joined = _PARTICLE_REPEAT_RE.sub(_GROUP_1, joined)
     joined = _A_NOT_A_RE.sub(_GROUP_1, joined)
-    joined = _NUMERAL_RE.sub(_numeral, joined)
+    joined = read_slots(_NUMERAL_RE.sub(_numeral, joined))
     out = [t.split() for t in _NOISE_KEEP_NL_RE.sub(" ", joined).split("\n")]
     if len(out) != len(texts):
         return [clauses(t) for t in texts]
