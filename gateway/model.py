@@ -112,6 +112,7 @@ class Conversation:
     rating: int = 0
     rating_comment: str = ""
     meta: dict[str, Any] = field(default_factory=dict)  # order numbers, handoff reason, platform keys
+    feedback: dict[int, bool] = field(default_factory=dict)  # bot message seq -> the customer found it helpful
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +132,7 @@ class Conversation:
             "rating": self.rating,
             "rating_comment": self.rating_comment,
             "meta": self.meta,
+            "feedback": {str(seq): v for seq, v in self.feedback.items()},  # JSON keys are strings
         }
 
     @classmethod
@@ -152,7 +154,16 @@ class Conversation:
             rating=int(d.get("rating", 0)),
             rating_comment=str(d.get("rating_comment", "")),
             meta=dict(d.get("meta") or {}),
+            feedback={int(seq): bool(v) for seq, v in (d.get("feedback") or {}).items()},
         )
+
+
+def with_feedback(entries: list[Entry], feedback: dict[int, bool]) -> list[Entry]:
+    """The log as agents and the admin API read it: ``"helpful"`` on every bot message the customer
+    judged (``Conversation.feedback``; log entries themselves never change)."""
+    if not feedback:
+        return entries
+    return [{**e, "helpful": feedback[e["seq"]]} if e.get("seq") in feedback else e for e in entries]
 
 
 @dataclass(slots=True, frozen=True)

@@ -7,6 +7,7 @@ publishes. Fixtures and helpers come from ``test_store_contract``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -418,3 +419,78 @@ async def test_idle_close_forgets_a_conversation_nobody_wrote_in_in_the_same_ste
     said = await s.close_conversation("c-said", "idle", notice=notice, discard_unused=True)
     assert (said.discarded, said.closed) == (False, True)
     assert [e["type"] for e in await s.read_log("c-said")][-1] == "closed"
+
+
+# ------------------------------------------------------------------ feedback and the walk over conversations
+
+async def test_feedback_is_kept_on_the_conversation_in_one_step_and_replaced_by_a_later_one(env: Env) -> None:
+    s = env.store
+    await conv(s, "fb1")
+    await s.append("fb1", msg("什么时候发货"))
+    answer = await s.append("fb1", {**msg("48小时内发货", "bot"), "faq": "ship_time", "in_reply_to": 1})
+    await s.append("fb1", msg("好的"))
+    await env.bus.take(s)
+    seq = answer.entry["seq"]
+    assert await s.feedback("fb1", seq, False) is True
+    got = await s.get_conversation("fb1")
+    assert got is not None and got.feedback == {seq: False}
+    assert await env.bus.take(s) == [("c:fb1", {"type": "feedback", "conversation": "fb1", "entry_seq": seq,
+                                                "helpful": False, "to": "agent"})]
+    assert await s.feedback("fb1", seq, True) is True  # the second verdict replaces the first
+    got = await s.get_conversation("fb1")
+    assert got is not None and got.feedback == {seq: True}
+    # the log itself never changes: no new entry, the bot entry as it was stored
+    log = await s.read_log("fb1")
+    assert [e["seq"] for e in log] == [1, 2, 3] and "helpful" not in log[1]
+    # only a bot message of that conversation can be judged
+    for cid, bad in (("fb1", 1), ("fb1", 3), ("fb1", 4), ("fb1", 999), ("nope", seq)):
+        assert await s.feedback(cid, bad, False) is False, (cid, bad)
+    got = await s.get_conversation("fb1")
+    assert got is not None and got.feedback == {seq: True}
+    # it survives the conversation's other steps (a meta rewrite, the close) and shows in what they return
+    await s.update_conversation("fb1", {"meta": {"orders": []}, "rating": 4})
+    closed = await s.close_conversation("fb1", "resolved")
+    assert closed.conversation is not None and closed.conversation.feedback == {seq: True}
+
+
+async def test_scan_conversations_walks_every_conversation_with_activity_since(env: Env) -> None:
+    s = env.store
+    # closing stamps the store's clock: ``since`` an hour from now leaves the closed ones behind
+    since = time.time() + 3600
+    old, recent = 1000.0, since + 3600
+    for i in range(23):  # created long ago and closed before ``since``: no activity since
+        await conv_at(s, f"old{i}", old)
+        await s.close_conversation(f"old{i}", "resolved")
+    for i in range(17):  # created recently
+        await conv_at(s, f"new{i}", recent)
+    for i in range(5):  # created long ago, still open: active
+        await conv_at(s, f"open{i}", old)
+    await conv_at(s, "fbk", recent)
+    await s.append("fbk", msg("答", "bot"))
+    await s.feedback("fbk", 1, False)
+    seen: list[str] = []
+    cursor, pages = "", 0
+    while True:
+        page, cursor = await s.scan_conversations(cursor, 7, since=since)
+        seen += [c.id for c in page]
+        pages += 1
+        if not cursor:
+            break
+        assert pages < 100, "the walk does not end"
+    assert pages > 1  # paged, not one read of everything
+    want = {f"new{i}" for i in range(17)} | {f"open{i}" for i in range(5)} | {"fbk"}
+    assert set(seen) == want  # closed before ``since``: left out; every other one, once at least
+    # the closed ones come back with since=0, and what a page carries is the whole conversation
+    everything: dict[str, Conversation] = {}
+    cursor = ""
+    while True:
+        page, cursor = await s.scan_conversations(cursor, 50)
+        everything.update((c.id, c) for c in page)
+        if not cursor:
+            break
+    assert len(everything) == 23 + 17 + 5 + 1
+    assert everything["fbk"].feedback == {1: False} and everything["old3"].state is ConvState.CLOSED
+
+
+async def conv_at(s: Store, cid: str, created_at: float) -> None:
+    await s.create_conversation(Conversation(cid, f"u-{cid}", created_at=created_at))

@@ -210,6 +210,22 @@ class Store(abc.ABC):
     async def raise_priority(self, conversation: str, priority: Priority) -> bool:
         """Raise the priority of a BOT conversation (never lowers it). True if it changed."""
 
+    @abc.abstractmethod
+    async def feedback(self, conversation: str, seq: int, helpful: bool) -> bool:
+        """The customer's verdict on bot message ``seq``, in one step: kept in ``Conversation.feedback``
+        (replacing an earlier one) and ``{"type":"feedback","conversation","entry_seq","helpful","to":"agent"}``
+        published on ``c:<conv>``. False (nothing stored) when there is no such conversation or entry
+        ``seq`` is not a bot message."""
+
+    @abc.abstractmethod
+    async def scan_conversations(
+        self, cursor: str = "", count: int = 200, *, since: float = 0.0
+    ) -> tuple[list[Conversation], str]:
+        """One page of conversations with activity since ``since`` (created, or closed, at or after it,
+        or still open), and the cursor of the next page ("" when the walk is done). About ``count``
+        conversations are looked at per page, so a page may hold none and still have a next one.
+        A conversation there for the whole walk is returned (at least) once; the order is the store's."""
+
     # log -------------------------------------------------------------
     @abc.abstractmethod
     async def append(

@@ -10,7 +10,8 @@ Layout (``<p>`` is the prefix)::
 
     <p>secret                  string   shared secret for resume tokens (hex)
     <p>conv:<conv>             hash     conversation state (Conversation.to_dict, meta as JSON;
-                                        ``queue``: the skill queue it waits in)
+                                        ``queue``: the skill queue it waits in; ``fb:<seq>``: the
+                                        customer's feedback on bot message <seq>, "1" or "0")
     <p>log:<conv>              stream   the log; entry id ``0-<seq>``, field ``e`` = entry JSON
     <p>dedupe:<conv>           hash     client id -> seq
     <p>cust:<customer>         string   the customer's current conversation

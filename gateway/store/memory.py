@@ -40,6 +40,7 @@ from gateway.store.base import (
     turn_timer,
 )
 from gateway.store.memory_extras import MemoryClaims, MemoryTimers
+from gateway.store.memory_reports import MemoryReports
 from gateway.store.memory_routing import MemoryRouting
 
 
@@ -51,7 +52,7 @@ class _Log:
         self.by_client: dict[str, Entry] = {}
 
 
-class MemoryStore(MemoryRouting, MemoryTimers, MemoryClaims, Store):
+class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryClaims, Store):
     def __init__(self, namespace: str = "default") -> None:
         MemoryTimers.__init__(self)
         MemoryClaims.__init__(self)

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import NotAssigned, NotFound, StoreUnavailable
-from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, Entry, Priority
+from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, ConvState, Entry, Priority
 from gateway.store import redis_codec as codec
 from gateway.store.base import (
     BusListener,
@@ -77,6 +77,11 @@ def _field(flat: Sequence[Any], name: str) -> Any:
         if flat[i] == name:
             return flat[i + 1]
     raise KeyError(name)
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis glob (MATCH)."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def _num(v: float | int) -> str:
@@ -194,6 +199,24 @@ class RedisStore(ConversationSteps, Store):
     async def customer_conversation(self, customer: str) -> str | None:
         v = await self._call("GET", self.keys.customer(customer))
         return _str(v) if v is not None else None
+
+    async def scan_conversations(
+        self, cursor: str = "", count: int = 200, *, since: float = 0.0
+    ) -> tuple[list[Conversation], str]:
+        # SCAN: bounded work per call, and every key there for the whole walk comes at least once.
+        # On a cluster this is the namespace's node, which holds the whole namespace.
+        pattern = _glob_escape(self.keys.conv("")) + "*"
+        nxt, keys = await self._call("SCAN", cursor or "0", "MATCH", pattern, "COUNT", max(count, 1))
+        rows = await self._call_many([("HGETALL", _str(k)) for k in keys]) if keys else []
+        out = []
+        for fields in rows:
+            if not fields:
+                continue  # forgotten since the SCAN
+            c = _conversation(fields)
+            if c.state is not ConvState.CLOSED or c.created_at >= since or c.closed_at >= since:
+                out.append(c)
+        nxt = _str(nxt)
+        return out, "" if nxt == "0" else nxt
 
     # log -------------------------------------------------------------
     async def read_log(self, conversation: str, after: int = 0) -> list[Entry]:

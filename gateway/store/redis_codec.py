@@ -37,20 +37,24 @@ def entry_body(entry: Entry | None) -> bytes:
 def conversation(fields: Any) -> Conversation:
     """A conversation from its hash (a dict, or a flat HGETALL reply from a script).
 
-    Meta is one ``m:<key>`` field per key (JSON); ``o:`` (merge bookkeeping)
-    and ``pt:`` (pending turns) fields are not part of the conversation.
+    Meta is one ``m:<key>`` field per key (JSON); the customer's feedback one
+    ``fb:<seq>`` field per bot message ("1" helpful, "0" not); ``o:`` (merge
+    bookkeeping) and ``pt:`` (pending turns) fields are not part of the conversation.
     """
     if not isinstance(fields, dict):
         fields = {text(fields[i]): fields[i + 1] for i in range(0, len(fields), 2)}
     d: dict[str, Any] = {}
     meta: dict[str, Any] = {}
+    feedback: dict[str, bool] = {}
     for k, v in fields.items():
         key = text(k)
         if key.startswith("m:"):
             meta[key[2:]] = orjson.loads(v)
+        elif key.startswith("fb:"):
+            feedback[key[3:]] = text(v) == "1"
         elif not key.startswith(("o:", "pt:")):
             d[key] = text(v)
-    return Conversation.from_dict({**d, "meta": meta})
+    return Conversation.from_dict({**d, "meta": meta, "feedback": feedback})
 
 
 def meta_fields(meta: dict[str, Any]) -> list[Any]:
@@ -66,6 +70,9 @@ def conversation_fields(conv: Conversation) -> list[Any]:
     for key, value in conv.to_dict().items():
         if key == "meta":
             out += meta_fields(value)
+        elif key == "feedback":
+            for seq, helpful in value.items():
+                out += [f"fb:{seq}", "1" if helpful else "0"]
         else:
             out += [key, num(value) if isinstance(value, int | float) else str(value)]
     return out

@@ -69,6 +69,12 @@ class ConversationSteps:
         res = await self._run("raise_priority", [self.keys.conv(conversation)], [Priority(priority).value])
         return bool(int(res))
 
+    async def feedback(self, conversation: str, seq: int, helpful: bool) -> bool:
+        k = self.keys
+        res = await self._run("feedback", [k.conv(conversation), k.log(conversation)],
+                              [conversation, str(int(seq)), "1" if helpful else "0"])
+        return bool(int(res))
+
     # log -------------------------------------------------------------
     async def append(
         self,
