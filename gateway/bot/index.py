@@ -65,7 +65,7 @@ class FaqIndex(FeatureRows):
     message order, row masses in ascending id order), so the scores are the same floats.
     """
 
-    CANDIDATES = 8
+    CANDIDATES = 5
     # Lexical pre-scoring in plain Python up to this many entries and postings of a
     # message's ids, with numpy above.
     SMALL_FAQ = 256
