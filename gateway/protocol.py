@@ -11,7 +11,7 @@ from gateway.errors import BadFrame, TooLarge, UnknownType
 
 MAX_ID_CHARS = 64
 
-CUSTOMER_TYPES = frozenset({"hello", "message", "close", "rate", "typing"})
+CUSTOMER_TYPES = frozenset({"hello", "message", "close", "rate", "feedback", "typing"})
 AGENT_TYPES = frozenset({"hello", "message", "status", "transfer", "close", "typing"})
 
 # Log entries an agent is sent live; it learns of assignment changes only

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import BadFrame, NotAssigned, ProtocolError, RateLimited, StoreUnavailable, Unavailable
-from gateway.model import AgentStatus, Conversation, ConvState
+from gateway.model import AgentStatus, Conversation, ConvState, with_feedback
 from gateway.protocol import AGENT_TYPES, str_field, text_field
 from gateway.server.context import Context
 from gateway.server.socket import WsOutlet, accept_socket, error_for, forget, read_hello, serve_frames
@@ -31,7 +31,7 @@ def conversation_object(conv: Conversation, messages: list[dict[str, Any]]) -> d
         "channel": conv.channel,
         "skill": conv.skill,
         "priority": conv.priority.value,
-        "messages": messages,
+        "messages": with_feedback(messages, conv.feedback),
         "meta": {k: v for k, v in meta.items() if k not in ("queued_at",)},
         "created_at": conv.created_at,
         "queued_at": meta.get("queued_at"),

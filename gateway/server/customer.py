@@ -25,6 +25,8 @@ from gateway.service.tokens import check_customer_signature
 
 log = logging.getLogger("gateway.customer")
 
+MAX_SEQ = 2**53  # the largest seq a JSON client can name exactly
+
 
 @functools.lru_cache(maxsize=8)
 def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -200,6 +202,8 @@ class CustomerSession:
             self.closed = True
         elif t == "rate":
             await self.on_rate(frame)
+        elif t == "feedback":
+            await self.on_feedback(frame)
         elif t == "hello":
             raise BadFrame("hello was already received", frame_id=frame.get("id"))
 
@@ -242,6 +246,21 @@ class CustomerSession:
         if not target:
             raise ProtocolError("no conversation with an agent to rate", code="not_found", frame_id=fid)
         await self.ctx.service.rate(target, score, comment)
+        ack: dict[str, Any] = {"type": "ack", "ts": time.time()}
+        if fid is not None:
+            ack["id"] = fid
+        self.peer.send(ack)
+
+    async def on_feedback(self, frame: dict[str, Any]) -> None:
+        """Helpful or not, on a bot message of this socket's conversation (the current one, or the
+        last one while no message has opened the next)."""
+        fid = frame.get("id")
+        seq, helpful = frame.get("seq"), frame.get("helpful")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
+            raise BadFrame("seq must be a positive integer: the seq of a bot message", frame_id=fid)
+        if not isinstance(helpful, bool):
+            raise BadFrame("helpful must be true or false", frame_id=fid)
+        await self.ctx.service.feedback(self.conversation, seq, helpful)  # NotFound: not a bot message here
         ack: dict[str, Any] = {"type": "ack", "ts": time.time()}
         if fid is not None:
             ack["id"] = fid

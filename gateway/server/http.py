@@ -11,7 +11,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.bot.gaps import MAX_CLUSTERS
+from gateway.model import with_feedback
 from gateway.server.context import Context
+from gateway.service.gaps import GapLimits
 from gateway.service.metrics import METRICS
 from gateway.service.tokens import check_token_sha256
 
@@ -86,6 +89,26 @@ async def faq_reload(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "entries": entries})
 
 
+GAPS_MAX_DAYS = 365
+
+
+async def faq_gaps(request: web.Request) -> web.Response:
+    """``GET /api/faq/gaps?since_days=7&limit=50``: the gaps report (admin token)."""
+    require_admin(request)
+    ctx: Context = request.app["ctx"]
+    q = request.query
+    try:
+        since_days = float(q.get("since_days", "7"))
+        limit = int(q.get("limit", str(MAX_CLUSTERS)))
+    except ValueError:
+        since_days, limit = -1.0, -1
+    if not 0 < since_days <= GAPS_MAX_DAYS or not 1 <= limit <= 500:
+        return web.json_response({"error": "bad_request", "message": f"since_days must be a number of days in "
+                                  f"(0, {GAPS_MAX_DAYS}] and limit an integer from 1 to 500"}, status=400)
+    report = await ctx.service.faq_gaps(since_days, GapLimits(max_clusters=limit))
+    return web.json_response(report)
+
+
 async def conversation(request: web.Request) -> web.Response:
     require_admin(request)
     ctx: Context = request.app["ctx"]
@@ -93,7 +116,7 @@ async def conversation(request: web.Request) -> web.Response:
     if conv is None:
         raise web.HTTPNotFound(text='{"error":"not_found"}', content_type="application/json")
     body: dict[str, Any] = conv.to_dict()
-    body["messages"] = await ctx.service.read_log(conv.id, 0)
+    body["messages"] = with_feedback(await ctx.service.read_log(conv.id, 0), conv.feedback)
     return web.json_response(body)
 
 
@@ -196,6 +219,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/faq/reload", faq_reload)
+    app.router.add_get("/api/faq/gaps", faq_gaps)
     app.router.add_get("/api/conversations/{conv}", conversation)
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/", _page("index.html"))

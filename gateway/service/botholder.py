@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.bot import BotSettings, FaqBot, load_faq
+from gateway.bot import BotSettings, FaqBot, FaqList, load_faq
 from gateway.bot.types import BotDecision
 from gateway.errors import ConfigError
 
@@ -23,6 +23,7 @@ class BotHolder:
         self.faq_path = faq_path
         self.settings = BotSettings.from_mapping(raw_settings)
         self._bot: FaqBot | None = None
+        self._faq = FaqList()  # the entries (and synonyms) the bot was built from
         self._lock = asyncio.Lock()
         # Customers repeat the same short questions (and click the same suggestion chips):
         # decisions are pure and frozen, so short texts are answered from a bounded cache.
@@ -30,14 +31,18 @@ class BotHolder:
 
     def build(self) -> FaqBot:
         """Load the FAQ and build a bot (CPU work: call it off the event loop)."""
-        entries = load_faq(self.faq_path) if self.faq_path else []
-        return FaqBot.build(entries, self.settings)
+        return self._build()[0]
+
+    def _build(self) -> tuple[FaqBot, FaqList]:
+        entries = load_faq(self.faq_path) if self.faq_path else FaqList()
+        return FaqBot.build(entries, self.settings), entries
 
     async def load(self) -> int:
         """Build in a thread and swap in; a bad file raises ConfigError and keeps the old bot."""
         async with self._lock:
-            bot = await asyncio.to_thread(self.build)
-            self._bot = bot  # one reference swap: requests see the old bot or the new, never half
+            bot, faq = await asyncio.to_thread(self._build)
+            # one swap (no await between): requests see the old bot or the new, never half
+            self._bot, self._faq = bot, faq
             self._cache = {}
             gc.freeze()  # the new index is long-lived: keep full collections off it
             log.info("event=faq_loaded path=%s entries=%d", self.faq_path, bot.faq_count)
@@ -50,6 +55,12 @@ class BotHolder:
             log.warning("event=faq_reload_failed error=%s", e)
             return False, str(e), self.faq_count
         return True, "", n
+
+    def current(self) -> tuple[FaqBot, FaqList]:
+        """The bot in service and the FAQ it was built from (``gateway faq gaps`` reads with both)."""
+        if self._bot is None:
+            raise RuntimeError("the bot is not loaded")
+        return self._bot, self._faq
 
     @property
     def faq_count(self) -> int:

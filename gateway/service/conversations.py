@@ -164,12 +164,13 @@ class ConversationService(ConversationReads):
                                turn=seq)
             return
         meta = MetaPatch(union={"orders": tuple(decision.orders)}) if decision.orders else None
-        await self.store.append(conversation, self._bot_entry(decision), guard=Guard(state=ConvState.BOT),
+        await self.store.append(conversation, self._bot_entry(decision, seq), guard=Guard(state=ConvState.BOT),
                                 turn=seq, meta=meta)
 
     @staticmethod
-    def _bot_entry(d: BotDecision) -> Entry:
-        entry: Entry = {"type": "message", "from": "bot", "text": d.text}
+    def _bot_entry(d: BotDecision, seq: int) -> Entry:
+        """The bot's answer to customer message ``seq`` (``in_reply_to``: feedback and gaps pair them by it)."""
+        entry: Entry = {"type": "message", "from": "bot", "text": d.text, "in_reply_to": seq}
         if d.kind is DecisionKind.ANSWER and d.faq:
             entry["faq"] = d.faq
         if d.suggestions:
@@ -203,8 +204,11 @@ class ConversationService(ConversationReads):
             union={**extra.union, "orders": (*extra.union.get("orders", ()), *orders)},
             merge=extra.merge,
         )
+        notice: Entry = {"type": "message", "from": "system", "text": self.config.texts.handoff}
+        if turn:
+            notice["in_reply_to"] = turn  # the customer message handed off (``gateway faq gaps`` reads it)
         req = HandoffRequest(
-            notice={"type": "message", "from": "system", "text": self.config.texts.handoff},
+            notice=notice,
             skill=skill, priority=Priority(priority), channel_skills=dict(routing.channel_skills),
             default_skill=routing.default_skill, meta=patch, turn=turn,
             sla=(sla_timer(conversation), now + self.config.ack_target_s), note=note,
@@ -245,6 +249,13 @@ class ConversationService(ConversationReads):
             raise NotFound("no conversation with an agent to rate")
         METRICS.ratings.labels(str(score)).inc()
         log.info("event=rated conversation=%s agent=%s score=%d", conversation, agent, score)
+
+    async def feedback(self, conversation: str, seq: int, helpful: bool) -> None:
+        """One step: the customer's verdict on bot message ``seq`` (NotFound: no such bot message)."""
+        if not await self.store.feedback(conversation, seq, helpful):
+            raise NotFound(f"no bot message {seq} in this conversation")
+        METRICS.bot_feedback.labels("true" if helpful else "false").inc()
+        log.info("event=feedback conversation=%s seq=%d helpful=%s", conversation, seq, helpful)
 
     async def typing_from_customer(self, conversation: str) -> None:
         conv = await self.store.get_conversation(conversation)

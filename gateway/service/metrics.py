@@ -20,6 +20,8 @@ class Metrics:
         )
         self.conversations_closed = Counter("gateway_conversations_closed_total", "Conversations closed", registry=r)
         self.ratings = Counter("gateway_ratings_total", "Ratings", ["score"], registry=r)
+        self.bot_feedback = Counter("gateway_bot_feedback_total", "Customers' verdicts on bot answers",
+                                    ["helpful"], registry=r)
         self.sla_waiting_notices = Counter(
             "gateway_sla_waiting_notices_total", "Queued conversations past the ack target", registry=r
         )

@@ -6,14 +6,19 @@ way into conversations and the server never touches the store.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.config import Config
 from gateway.model import AgentState, Conversation, ConvState, Entry
+from gateway.service.botholder import BotHolder
+from gateway.service.gaps import GapLimits, gaps_report
 from gateway.store import Store
 
 
 class ConversationReads:
     config: Config
     store: Store
+    bot: BotHolder
 
     async def conversation(self, conversation: str) -> Conversation | None:
         return await self.store.get_conversation(conversation)
@@ -54,3 +59,7 @@ class ConversationReads:
         if lengths is None:
             lengths = await self.store.queue_lengths()
         return {s: n for s, n in lengths.items() if n and s not in served}
+
+    async def faq_gaps(self, since_days: float, limits: GapLimits | None = None) -> dict[str, Any]:
+        """What the FAQ did not serve in the last ``since_days`` days, clustered (``gateway.service.gaps``)."""
+        return await gaps_report(self.store, self.bot, since_days, limits=limits)
