@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from gateway.bot import BotSettings, FaqBot, load_faq
-from gateway.bot.eval import evaluate, main, read_cases
+from gateway.bot.eval import Case, evaluate, main, print_report, read_cases
+from gateway.bot.types import BotDecision, DecisionKind
 from gateway.errors import ConfigError
+from gateway.model import Priority
 
 ROOT = Path(__file__).resolve().parents[1]
 FAQ = ROOT / "configs" / "faq.toml"
@@ -19,6 +22,13 @@ KEYS = {
     "cases", "in_scope", "correct", "wrong", "suggested", "missed", "out_of_scope",
     "out_of_scope_answered", "skill_correct", "skill_total", "priority_correct",
     "priority_total", "accuracy", "wrong_rate", "p50_ms", "p99_ms",
+}  # fmt: skip
+# added later (the keys above keep their meaning): agreement on the team and priority labels,
+# overall and on the cases that must be handed off (expect null, with a skill or priority label)
+NEW_KEYS = {
+    "skill_agreement", "priority_agreement", "must_handoff", "must_handoff_handed_off",
+    "handoff_skill_correct", "handoff_skill_total", "handoff_skill_agreement",
+    "handoff_priority_correct", "handoff_priority_total", "handoff_priority_agreement",
 }  # fmt: skip
 
 
@@ -78,7 +88,10 @@ def test_accuracy_does_not_regress(name: str) -> None:
 def test_main_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--faq", str(FAQ), str(CASES), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == KEYS
+    assert set(out) == KEYS | NEW_KEYS
+    assert out["skill_agreement"] == pytest.approx(out["skill_correct"] / out["skill_total"])
+    assert out["handoff_skill_total"] <= out["skill_total"]
+    assert out["handoff_priority_correct"] <= out["handoff_priority_total"] <= out["priority_total"]
     assert out["cases"] == out["in_scope"] + out["out_of_scope"]
     assert out["in_scope"] == out["correct"] + out["wrong"] + out["suggested"] + out["missed"]
     assert out["accuracy"] == pytest.approx(out["correct"] / out["in_scope"])
@@ -113,3 +126,33 @@ def test_main_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     cfg.write_text("[bot]\nanswer_threshold = 7\n", encoding="utf-8")
     assert main(["--faq", str(FAQ), str(CASES), "--config", str(cfg)]) == 2
     assert "bot.answer_threshold" in capsys.readouterr().err
+
+
+def test_agreement_on_must_handoff_cases() -> None:
+    """Skill and priority labels are counted overall and, separately, on the cases that must be
+    handed off (expect null with a label); a case without labels counts in neither."""
+    decisions = {
+        "a": BotDecision(DecisionKind.HANDOFF, skill="aftersale", priority=Priority.URGENT),
+        "b": BotDecision(DecisionKind.HANDOFF, skill="", priority=Priority.NORMAL),
+        "c": BotDecision(DecisionKind.ANSWER, faq="x", skill="presale"),
+        "d": BotDecision(DecisionKind.SMALLTALK),
+    }
+    cases = [
+        Case("a", None, "aftersale", "urgent"),  # must hand off: both right
+        Case("b", None, "logistics", "high"),  # must hand off: both wrong
+        Case("c", "x", "presale", "normal"),  # in scope: right, not a must-hand-off case
+        Case("d", None),  # small talk: no labels
+        Case("c", None, None, "normal"),  # must hand off but answered: priority right
+    ]
+    r = evaluate(lambda text, vip=False: decisions[text], cases)
+    assert (r.skill_correct, r.skill_total, r.priority_correct, r.priority_total) == (2, 3, 3, 4)
+    assert r.skill_agreement == pytest.approx(2 / 3) and r.priority_agreement == pytest.approx(3 / 4)
+    assert (r.must_handoff, r.must_handoff_handed_off) == (3, 2)
+    assert (r.handoff_skill_correct, r.handoff_skill_total) == (1, 2)
+    assert (r.handoff_priority_correct, r.handoff_priority_total) == (2, 3)
+    assert r.handoff_skill_agreement == pytest.approx(0.5)
+    assert r.handoff_priority_agreement == pytest.approx(2 / 3)
+    out = io.StringIO()
+    print_report(r, out)
+    text = out.getvalue()
+    assert "handoff_skill" in text and "1/2" in text and "handoff_priority" in text

@@ -1,7 +1,9 @@
-"""``gateway faq eval --faq FAQ_FILE CASES.jsonl [--json] [--config CONFIG.toml] [--errors]``.
+"""``gateway faq eval --faq FAQ_FILE CASES.jsonl [--json] [--config CONFIG.toml] [--errors]
+[--without-faq-skills]``.
 
 Each CASES line: ``{"text": "…", "expect": "<faq id>" | null, "skill": "…"?, "priority": "…"?}``;
-``null`` means the message must not be answered from the FAQ.
+``null`` means the message must not be answered from the FAQ. A ``null`` case with a ``skill`` or
+``priority`` label must be handed off: agreement on those is also reported on its own.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -50,6 +52,18 @@ class EvalReport:
     wrong_rate: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    # added later: agreement on the labels as shares (0 when nothing is labelled), overall and on
+    # the cases that must be handed off (expect null, with a skill or priority label)
+    skill_agreement: float = 0.0
+    priority_agreement: float = 0.0
+    must_handoff: int = 0
+    must_handoff_handed_off: int = 0
+    handoff_skill_correct: int = 0
+    handoff_skill_total: int = 0
+    handoff_skill_agreement: float = 0.0
+    handoff_priority_correct: int = 0
+    handoff_priority_total: int = 0
+    handoff_priority_agreement: float = 0.0
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -131,17 +145,25 @@ def evaluate(
                 r.missed += 1
                 outcome = "missed"
         bad_labels: list[str] = []
+        must_handoff = c.expect is None and (c.skill is not None or c.priority is not None)
+        if must_handoff:
+            r.must_handoff += 1
+            r.must_handoff_handed_off += d.kind is DecisionKind.HANDOFF
         if c.skill is not None:
+            right = d.skill == c.skill
             r.skill_total += 1
-            if d.skill == c.skill:
-                r.skill_correct += 1
-            else:
+            r.skill_correct += right
+            r.handoff_skill_total += must_handoff
+            r.handoff_skill_correct += must_handoff and right
+            if not right:
                 bad_labels.append(f"skill {d.skill or '-'}!={c.skill}")
         if c.priority is not None:
+            right = d.priority.value == c.priority
             r.priority_total += 1
-            if d.priority.value == c.priority:
-                r.priority_correct += 1
-            else:
+            r.priority_correct += right
+            r.handoff_priority_total += must_handoff
+            r.handoff_priority_correct += must_handoff and right
+            if not right:
                 bad_labels.append(f"priority {d.priority.value}!={c.priority}")
         if outcome != "ok" or bad_labels:
             r.failures.append(
@@ -155,11 +177,19 @@ def evaluate(
                     "labels": bad_labels,
                 }
             )
-    r.accuracy = r.correct / r.in_scope if r.in_scope else 0.0
-    r.wrong_rate = r.wrong / r.in_scope if r.in_scope else 0.0
+    r.accuracy = _share(r.correct, r.in_scope)
+    r.wrong_rate = _share(r.wrong, r.in_scope)
+    r.skill_agreement = _share(r.skill_correct, r.skill_total)
+    r.priority_agreement = _share(r.priority_correct, r.priority_total)
+    r.handoff_skill_agreement = _share(r.handoff_skill_correct, r.handoff_skill_total)
+    r.handoff_priority_agreement = _share(r.handoff_priority_correct, r.handoff_priority_total)
     r.p50_ms = _percentile(times, 50)
     r.p99_ms = _percentile(times, 99)
     return r
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
 
 
 def _percentile(values: list[float], pct: float) -> float:
@@ -182,7 +212,8 @@ def settings_from_config(path: str | Path) -> BotSettings:
     return BotSettings.from_mapping(data.get("bot", {}))
 
 
-def _print_report(r: EvalReport, out: TextIO, *, errors: bool) -> None:
+def print_report(r: EvalReport, out: TextIO, *, errors: bool = False) -> None:
+    """The report as a table (``gateway faq eval`` without ``--json``)."""
     rows = [
         ("cases", r.cases),
         ("in_scope", r.in_scope),
@@ -192,8 +223,17 @@ def _print_report(r: EvalReport, out: TextIO, *, errors: bool) -> None:
         ("missed", r.missed),
         ("out_of_scope", r.out_of_scope),
         ("out_of_scope_answered", r.out_of_scope_answered),
-        ("skill", f"{r.skill_correct}/{r.skill_total}"),
-        ("priority", f"{r.priority_correct}/{r.priority_total}"),
+        ("skill", f"{r.skill_correct}/{r.skill_total} ({r.skill_agreement:.3f})"),
+        ("priority", f"{r.priority_correct}/{r.priority_total} ({r.priority_agreement:.3f})"),
+        ("must_handoff", f"{r.must_handoff_handed_off}/{r.must_handoff} handed off"),
+        (
+            "handoff_skill",
+            f"{r.handoff_skill_correct}/{r.handoff_skill_total} ({r.handoff_skill_agreement:.3f})",
+        ),
+        (
+            "handoff_priority",
+            f"{r.handoff_priority_correct}/{r.handoff_priority_total} ({r.handoff_priority_agreement:.3f})",
+        ),
         ("accuracy", f"{r.accuracy:.3f}"),
         ("wrong_rate", f"{r.wrong_rate:.3f}"),
         ("p50_ms", f"{r.p50_ms:.3f}"),
@@ -221,12 +261,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ap.add_argument("--config", help="gateway config whose [bot] table sets thresholds and words")
     ap.add_argument("--errors", action="store_true", help="also list every case that was not right")
+    ap.add_argument(
+        "--without-faq-skills",
+        action="store_true",
+        help="ignore the FAQ entries' skill (a shop's first FAQ file): teams from the built-in words only",
+    )
     args = ap.parse_args(argv)
     try:
         settings = settings_from_config(args.config) if args.config else BotSettings()
         entries = load_faq(args.faq)
         cases = read_cases(args.cases)
-        bot = FaqBot.build(entries, settings)
+        if args.without_faq_skills:
+            bot = FaqBot.build([replace(e, skill="") for e in entries], settings, synonyms=entries.synonyms)
+        else:
+            bot = FaqBot.build(entries, settings)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -237,7 +285,7 @@ def main(argv: list[str]) -> int:
             summary["failures"] = report.failures
         print(json.dumps(summary, ensure_ascii=False))
     else:
-        _print_report(report, sys.stdout, errors=args.errors)
+        print_report(report, sys.stdout, errors=args.errors)
     return 0
 
 
