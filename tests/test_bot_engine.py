@@ -194,3 +194,89 @@ def test_empty_and_noise(bot: FaqBot) -> None:
     for text in ["", "   ", "？？？", "。。。"]:
         d = bot.decide(text)
         assert d.kind in (DecisionKind.SMALLTALK, DecisionKind.HANDOFF)
+
+
+# ---------------------------------------------------------------- the right team without configuration
+
+
+@pytest.fixture(scope="module")
+def plain_bot() -> FaqBot:
+    """The demo FAQ as a shop's first file would be: no entry names a team."""
+    faq = load_faq(ROOT / "configs" / "faq.toml")
+    return FaqBot.build([dataclasses.replace(e, skill="") for e in faq], synonyms=faq.synonyms)
+
+
+@pytest.mark.parametrize(
+    ("text", "skill", "priority"),
+    [
+        ("我要去消协告你们", "aftersale", Priority.URGENT),
+        ("宝宝误食了", "aftersale", Priority.URGENT),
+        ("充电器烧了", "aftersale", Priority.URGENT),
+        ("插座用着用着冒烟了", "aftersale", Priority.URGENT),
+        ("我要退款，转人工", "aftersale", Priority.NORMAL),
+        ("衣服质量太差了，转人工", "aftersale", Priority.NORMAL),
+        ("快递丢件了，转人工", "logistics", Priority.NORMAL),
+        ("转人工，快递三天没动了", "logistics", Priority.NORMAL),
+    ],
+)
+def test_team_and_priority_without_faq_skills(
+    plain_bot: FaqBot, text: str, skill: str, priority: Priority
+) -> None:
+    d = plain_bot.decide(text)
+    assert d.kind is DecisionKind.HANDOFF, text
+    assert (d.skill, d.priority) == (skill, priority), (text, d.reasons)
+
+
+@pytest.fixture(scope="module")
+def hours_bot() -> FaqBot:
+    """A FAQ whose entry about the service hours sits near every bare 转人工."""
+    return FaqBot.build(
+        [
+            FaqEntry(
+                "hours",
+                "人工客服工作时间",
+                "人工客服每天9:00-22:00在线，输入“转人工”即可。",
+                similar=("人工客服几点上班", "什么时候有人工", "客服几点下班"),
+                keywords=("工作时间", "上班"),
+                skill="presale",
+            ),
+            FaqEntry("ship", "什么时候发货", "48小时内发货", keywords=("发货",), skill="logistics"),
+            FaqEntry("refund", "退款多久到账", "1-3个工作日", keywords=("退款",), skill="aftersale"),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["转人工", "我要人工", "人工客服", "转人工吧", "快点转人工", "找个真人", "轉人工"]
+)
+def test_a_bare_request_carries_no_team(hours_bot: FaqBot, text: str) -> None:
+    d = hours_bot.decide(text)
+    assert d.kind is DecisionKind.HANDOFF and any(r.startswith("handoff:") for r in d.reasons), text
+    assert d.skill == "", (text, d.reasons)
+    assert not any(r.startswith("skill:") for r in d.reasons)
+
+
+def test_a_request_with_a_topic_takes_the_topics_team(hours_bot: FaqBot) -> None:
+    d = hours_bot.decide("退款的事，转人工")
+    assert d.kind is DecisionKind.HANDOFF and d.skill == "aftersale"
+
+
+@pytest.mark.parametrize("text", ["人工客服几点上班", "几点有人工", "幾點有人工", "人工客服什么时候下班"])
+def test_a_question_about_service_hours_is_answered(hours_bot: FaqBot, text: str) -> None:
+    d = hours_bot.decide(text)
+    assert not any(r.startswith("handoff:") for r in d.reasons), (text, d.reasons)
+    assert d.kind is DecisionKind.ANSWER and d.faq == "hours", (text, d.kind, d.reasons)
+
+
+def test_a_question_about_service_without_an_entry_is_matched_normally(bot: FaqBot) -> None:
+    lean = FaqBot.build([FaqEntry("ship", "什么时候发货", "48小时内发货", keywords=("发货",))])
+    d = lean.decide("有没有人工")
+    assert not any(r.startswith("handoff:") for r in d.reasons), d.reasons
+    assert bot.decide("人工客服几点上班").faq == "shop_hours"
+
+
+@pytest.mark.parametrize("text", ["会过敏吗", "敏感肌能用吗", "充电会不会起火", "过敏体质能用吗"])
+def test_a_safety_question_is_no_incident(bot: FaqBot, text: str) -> None:
+    d = bot.decide(text)
+    assert d.priority is Priority.NORMAL, (text, d.reasons)
+    assert not any(r.startswith("urgent:") for r in d.reasons)

@@ -76,13 +76,21 @@ def test_check_sets_shape(name: str) -> None:
 @pytest.mark.parametrize("name", list(SETS))
 def test_accuracy_does_not_regress(name: str) -> None:
     faq, cases_path, min_accuracy, min_skill = SETS[name]
-    r = evaluate(FaqBot.build(load_faq(faq), BotSettings()).decide, read_cases(cases_path))
+    cases = read_cases(cases_path)
+    r = evaluate(FaqBot.build(load_faq(faq), BotSettings()).decide, cases)
     assert r.accuracy >= min_accuracy, r.failures
     assert r.wrong_rate <= 0.02, r.failures
     assert r.out_of_scope_answered <= 0.05 * r.out_of_scope, r.failures
     assert r.correct + r.suggested >= 0.90 * r.in_scope
-    assert r.skill_correct >= min_skill * r.skill_total
+    # These sets were labelled before the issue "FAQ bot, second round": a complaint or a safety
+    # problem saying nothing else (我要投诉, 再不处理我就打12315, 小孩误食了) was labelled "" (the
+    # default team). As that issue asks, the bot now gives those to aftersale; they count as
+    # agreeing here, every other disagreement counts against the gate.
+    blank_urgent = {c.text for c in cases if c.expect is None and c.skill == "" and c.priority == "urgent"}
+    moved = [f for f in r.failures if f["text"] in blank_urgent and "skill aftersale!=" in f["labels"]]
+    assert r.skill_correct + len(moved) >= min_skill * r.skill_total, r.failures
     assert r.priority_correct >= 0.95 * r.priority_total
+    assert r.handoff_priority_correct >= 0.95 * r.handoff_priority_total
 
 
 def test_main_json_contract(capsys: pytest.CaptureFixture[str]) -> None:

@@ -110,17 +110,7 @@ class FaqBot:
             if count >= 2:
                 segmenter.add_word(w, 2000)
         index = FaqIndex(entries, analyzer, parts)
-        rules = Rules(
-            handoff_phrases=settings.handoff_phrases,
-            urgent_words=settings.urgent_words,
-            high_words=settings.high_words,
-            skill_keywords=settings.skill_keywords,
-            greeting_words=settings.greeting_words,
-            thanks_words=settings.thanks_words,
-            bye_words=settings.bye_words,
-            fillers=settings.fillers,
-        )
-        return cls(entries, settings, analyzer, index, rules)
+        return cls(entries, settings, analyzer, index, Rules.from_settings(settings))
 
     def clear_caches(self) -> None:
         """Forget every normalized, segmented and analyzed text (benchmarks measuring cold messages)."""
@@ -158,11 +148,14 @@ class FaqBot:
         reasons: list[str] = [*verdict.reasons, *(f"order:{o}" for o in orders)]
         priority = verdict.priority
 
-        handoff_words = self._rules.handoff.find(folded)
+        # 转人工 / 我要人工 / 人工客服 ask for a person; 几点有人工 asks about the service (matched below)
+        handoff_words = self._rules.handoff_requests(raw_parts)
         if handoff_words or (priority is Priority.URGENT and s.handoff_on_urgent):
             reasons.extend(f"handoff:{w}" for w in handoff_words)
-            # Still rank: the nearest FAQ entry tells which team should take it.
-            return self._handoff(folded, priority, reasons, orders, self._rank(raw_parts))
+            # The team comes from what the message says besides asking for a person (the nearest
+            # FAQ entry and the team words of the rest): a bare 转人工 carries none.
+            rest = self._rules.without_handoff(raw_parts) if handoff_words else raw_parts
+            return self._handoff("".join(rest), priority, reasons, orders, self._rank(rest))
 
         exact = self._exact.get(folded)
         parts = self._analyzer.strip(raw_parts)
@@ -289,16 +282,12 @@ class FaqBot:
         )
 
     def _skill(self, folded: str, ranked: list[Ranked]) -> str:
-        """Keyword rules vote one per hit; a near-miss FAQ entry adds its skill's vote."""
-        votes: dict[str, float] = {s: float(len(w)) for s, w in self._rules.skill_hits(folded).items()}
+        """Team words vote (one per keyword, half per weak word); a near-miss FAQ entry adds 1.5
+        for its skill (``Rules.choose_skill``); "" when nothing votes."""
+        hint = ""
         if ranked and ranked[0].score >= self.settings.skill_hint_threshold:
             hint = self._entries[ranked[0].entry].skill
-            if hint:
-                votes[hint] = votes.get(hint, 0.0) + 1.5
-        if not votes:
-            return ""
-        order = list(self._rules.skills)
-        return max(votes, key=lambda k: (votes[k], -order.index(k) if k in order else -len(order)))
+        return self._rules.choose_skill(folded, hint)
 
 
 def _lead(best: float, runner: float) -> float:

@@ -11,7 +11,13 @@ from gateway.bot.words_routing import (
     DEFAULT_HANDOFF_PHRASES,
     DEFAULT_HIGH_WORDS,
     DEFAULT_ISSUE_WORDS,
+    DEFAULT_NOT_HANDOFF_PHRASES,
+    DEFAULT_NOT_URGENT_PHRASES,
+    DEFAULT_SAFETY_WORDS,
+    DEFAULT_SERVICE_QUESTION_WORDS,
     DEFAULT_SKILL_KEYWORDS,
+    DEFAULT_SKILL_WEAK_WORDS,
+    DEFAULT_SYMPTOM_WORDS,
     DEFAULT_URGENT_WORDS,
 )
 from gateway.bot.words_text import (
@@ -48,13 +54,22 @@ class BotSettings:
     bye_reply: str = "感谢您的光临，祝您生活愉快，再见～"
     chatter_reply: str = "亲，请问有什么可以帮您？您可以直接描述您的问题，或输入“转人工”联系人工客服。"
     handoff_reply: str = "正在为您转接人工客服，请稍候～"
-    # vocabularies
+    # vocabularies: built in from data/routing.toml and data/text.toml; a list in the config
+    # replaces the built-in one, ``extra_<name>`` in the config adds to it (``from_mapping``)
     handoff_phrases: tuple[str, ...] = DEFAULT_HANDOFF_PHRASES
+    not_handoff_phrases: tuple[str, ...] = DEFAULT_NOT_HANDOFF_PHRASES
+    service_question_words: tuple[str, ...] = DEFAULT_SERVICE_QUESTION_WORDS
     urgent_words: tuple[str, ...] = DEFAULT_URGENT_WORDS
+    safety_words: tuple[str, ...] = DEFAULT_SAFETY_WORDS
+    symptom_words: tuple[str, ...] = DEFAULT_SYMPTOM_WORDS
+    not_urgent_phrases: tuple[str, ...] = DEFAULT_NOT_URGENT_PHRASES
     high_words: tuple[str, ...] = DEFAULT_HIGH_WORDS
     issue_words: tuple[str, ...] = DEFAULT_ISSUE_WORDS
     skill_keywords: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_SKILL_KEYWORDS)
+    )
+    skill_weak_words: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_SKILL_WEAK_WORDS)
     )
     synonyms: tuple[tuple[str, ...], ...] = DEFAULT_SYNONYMS
     fillers: tuple[str, ...] = DEFAULT_FILLERS
@@ -65,15 +80,26 @@ class BotSettings:
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> BotSettings:
-        """Validate the ``[bot]`` table; raise ``ConfigError("bot.<key>", …)`` on a bad value."""
+        """Validate the ``[bot]`` table; raise ``ConfigError("bot.<key>", …)`` on a bad value.
+
+        A vocabulary (a list of words, a table of team = [words], the synonym groups) given in
+        the table replaces the built-in one; ``extra_<name>`` adds to it (to the built-in list,
+        or to the replacement given in the same table): words already there are not repeated,
+        and for a table each team's words are added to that team (a new team is created).
+        """
         if not isinstance(d, Mapping):
             raise ConfigError("bot", "must be a table")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - set(known))
+        known = {f.name for f in dataclasses.fields(cls)}
+        extras = {f"extra_{name}" for name in _VOCABULARIES}
+        unknown = sorted(set(d) - known - extras)
         if unknown:
-            raise ConfigError(f"bot.{unknown[0]}", f"unknown key (known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"bot.{unknown[0]}", f"unknown key (known: {', '.join(sorted(known | extras))})"
+            )
         values: dict[str, Any] = {}
         for name, raw in d.items():
+            if name in extras:
+                continue
             key = f"bot.{name}"
             default = getattr(_DEFAULTS, name)
             if isinstance(default, bool):
@@ -92,12 +118,16 @@ class BotSettings:
                 if not isinstance(raw, str):
                     raise ConfigError(key, "must be a string")
                 values[name] = raw
-            elif name == "skill_keywords":
+            elif name in ("skill_keywords", "skill_weak_words"):
                 values[name] = _skill_keywords(key, raw)
             elif name == "synonyms":
                 values[name] = _synonyms(key, raw)
             else:
                 values[name] = _words(key, raw)
+        for extra in sorted(set(d) & extras):
+            name = extra.removeprefix("extra_")
+            base = values.get(name, getattr(_DEFAULTS, name))
+            values[name] = _extend(f"bot.{extra}", name, base, d[extra])
         settings = cls(**values)
         if settings.vip_priority not in ("normal", "high", "urgent"):
             raise ConfigError("bot.vip_priority", "must be one of normal, high, urgent")
@@ -107,6 +137,22 @@ class BotSettings:
             if not getattr(settings, name).strip():
                 raise ConfigError(f"bot.{name}", "must not be empty")
         return settings
+
+
+def _extend(key: str, name: str, base: Any, raw: Any) -> Any:
+    """The vocabulary ``name`` (``base``) with the words of ``extra_<name>`` added (validated as ``key``)."""
+    if name in ("skill_keywords", "skill_weak_words"):
+        out = dict(base)
+        for team, words in _skill_keywords(key, raw).items():
+            out[team] = _union(out.get(team, ()), words)
+        return out
+    if name == "synonyms":
+        return (*base, *_synonyms(key, raw))
+    return _union(base, _words(key, raw))
+
+
+def _union(base: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*base, *more)))
 
 
 def _words(key: str, raw: Any) -> tuple[str, ...]:
@@ -147,3 +193,7 @@ def _synonyms(key: str, raw: Any) -> tuple[tuple[str, ...], ...]:
 
 
 _DEFAULTS = BotSettings()
+# the keys that take an ``extra_<name>``: word lists, team tables and the synonym groups
+_VOCABULARIES = frozenset(
+    f.name for f in dataclasses.fields(BotSettings) if isinstance(getattr(_DEFAULTS, f.name), tuple | Mapping)
+)

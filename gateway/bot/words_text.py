@@ -1,138 +1,68 @@
-"""Default word lists of the ``[bot]`` table that read a message: synonym groups, fillers and
-the small-talk words of greetings, thanks and goodbyes (see ``settings.BotSettings``)."""
+"""Built-in word lists that read a message: synonym groups, fillers and the small-talk words of
+greetings, thanks and goodbyes (see ``settings.BotSettings``).
+
+The words live in ``data/text.toml`` (package data, commented with where each list comes from),
+read once at import. The helpers here read and check any of the bot's data files.
+"""
 
 from __future__ import annotations
 
-DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("快递", "物流", "包裹", "快件"),
-    ("退款", "退钱", "返钱", "把钱退"),
-    ("发货", "寄出", "发出", "发"),
-    ("多久", "多长时间", "几天", "多少天", "啥时候", "什么时候", "何时", "哪天"),
-    ("怎么", "如何", "咋", "怎样", "怎么样"),
-    ("什么", "啥", "神马"),
-    ("哪里", "哪儿", "哪", "哪边"),
-    ("哪个", "哪家", "哪一个", "哪一家"),
-    ("可以", "能", "能不能", "可不可以", "行不行", "行吗"),
-    ("优惠券", "优惠卷", "券", "卷"),
-    ("价格", "价钱", "多少钱"),
-    ("衣服", "衣裳"),
-    ("地址", "收货地址"),
-    ("修改", "更改", "改", "换"),
-    ("取消", "撤销", "不要了"),
-    ("发票", "开票"),
-    ("尺码", "码数", "尺寸", "号码"),
-    ("折扣", "打折", "折"),
-    ("真假", "真伪"),
-    ("缺货", "没货", "无货", "断货"),
-    ("纯棉", "全棉"),
-    ("购买", "买", "拍", "拍下", "下单"),
-    ("收到", "收货", "拿到"),
-    ("坏了", "坏掉", "损坏", "坏"),
-    ("拒收", "拒签", "不签收"),
-    ("货到付款", "到付"),
-    ("电话", "手机号", "手机号码", "电话号码", "联系电话"),
-    ("正品", "真品", "真货", "保真"),
-    ("保修", "质保", "保固"),
-    ("价保", "保价"),
-    ("顺丰", "sf", "顺丰快递"),
-    ("京东快递", "京东物流"),
-)
+import tomllib
+from pathlib import Path
+from typing import Any
 
-DEFAULT_FILLERS = (
-    "亲亲",
-    "亲爱的",
-    "亲",
-    "请问一下",
-    "请问下",
-    "请问",
-    "我想问一下",
-    "我想问下",
-    "我想问问",
-    "想问一下",
-    "想问下",
-    "想问问",
-    "问一下",
-    "问下",
-    "我想咨询一下",
-    "我想咨询下",
-    "咨询一下",
-    "咨询下",
-    "你好",
-    "您好",
-    "在吗",
-    "在么",
-    "在不在",
-    "有人吗",
-    "有人在吗",
-    "麻烦问下",
-    "麻烦问一下",
-    "麻烦",
-    "谢谢",
-    "谢啦",
-    "哈喽",
-    "hello",
-    "hi",
-    "老板",
-    "店家",
-    "掌柜",
-    "小姐姐",
-    "小哥哥",
-    "宝宝",
-    "客官",
-)
+DATA_FILE = Path(__file__).with_name("data") / "text.toml"
 
-DEFAULT_GREETING_WORDS = (
-    "你好",
-    "您好",
-    "在吗",
-    "在么",
-    "在不在",
-    "有人吗",
-    "有人在吗",
-    "哈喽",
-    "hello",
-    "hi",
-    "嗨",
-    "亲",
-    "早上好",
-    "晚上好",
-    "下午好",
-    "中午好",
-    "早",
-    "老板",
-    "店家",
-    "客服",
-)
 
-DEFAULT_THANKS_WORDS = (
-    "谢谢",
-    "多谢",
-    "感谢",
-    "谢啦",
-    "谢了",
-    "thanks",
-    "thank",
-    "thx",
-    "辛苦",
-    "麻烦你了",
-    "好的",
-    "好",
-    "嗯",
-    "嗯嗯",
-    "哦",
-    "噢",
-    "ok",
-    "okay",
-    "知道了",
-    "明白",
-    "明白了",
-    "了解",
-    "收到",
-    "行",
-    "可以",
-    "没问题",
-    "👍",
-    "赞",
-)
+class DataFileError(RuntimeError):
+    """A built-in data file is missing or malformed (a packaging or editing mistake, not config)."""
 
-DEFAULT_BYE_WORDS = ("再见", "拜拜", "bye", "88", "回见", "没事了", "没有了", "不用了", "没别的了")
+
+def read_data(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DataFileError(f"{path}: {exc}") from None
+
+
+def word_list(data: dict[str, Any], key: str, path: Path) -> tuple[str, ...]:
+    """``data[key]``: a list of non-empty strings (a dotted key reaches into a table)."""
+    value: Any = data
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise DataFileError(f"{path}: missing {key}")
+        value = value[part]
+    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+        raise DataFileError(f"{path}: {key} must be a list of non-empty strings")
+    return tuple(w.strip() for w in value)
+
+
+def word_groups(data: dict[str, Any], key: str, path: Path) -> tuple[tuple[str, ...], ...]:
+    """``data[key]``: a list of word lists of two words or more (synonym groups)."""
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise DataFileError(f"{path}: {key} must be a list of word lists")
+    out: list[tuple[str, ...]] = []
+    for i, group in enumerate(value):
+        words = word_list({"g": group}, "g", path) if isinstance(group, list) else ()
+        if len(words) < 2:
+            raise DataFileError(f"{path}: {key}[{i}] must be a list of two words or more")
+        out.append(words)
+    return tuple(out)
+
+
+def word_table(data: dict[str, Any], key: str, path: Path) -> dict[str, tuple[str, ...]]:
+    """``data[key]``: a table of name = [words] (the team vocabularies)."""
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise DataFileError(f"{path}: {key} must be a table of name = [words]")
+    return {name: word_list(value, name, path) for name in value}
+
+
+_DATA = read_data(DATA_FILE)
+
+DEFAULT_SYNONYMS = word_groups(_DATA, "synonyms", DATA_FILE)
+DEFAULT_FILLERS = word_list(_DATA, "fillers", DATA_FILE)
+DEFAULT_GREETING_WORDS = word_list(_DATA, "greeting_words", DATA_FILE)
+DEFAULT_THANKS_WORDS = word_list(_DATA, "thanks_words", DATA_FILE)
+DEFAULT_BYE_WORDS = word_list(_DATA, "bye_words", DATA_FILE)
