@@ -319,6 +319,51 @@ def test_faq_answer_and_suggestion_chip(gateway: Any, tabs: Callable[..., Tab]) 
     tab.assert_clean()
 
 
+def test_feedback_buttons_under_bot_answers(gateway: Any, tabs: Callable[..., Tab]) -> None:
+    url = gateway.http_url
+    cust = tabs()
+    customer = open_chat(cust, url)
+    say(customer, "什么时候发货")
+    say(customer, "包邮吗")
+    wait_count(customer, ".gw-from-bot", 2)
+    first, second = customer.locator(".gw-from-bot").nth(0), customer.locator(".gw-from-bot").nth(1)
+    assert first.locator(".gw-fb").all_inner_texts() == ["有帮助", "没帮助"]
+    say(customer, "快递")  # only suggestions: nothing to judge
+    wait_count(customer, ".gw-from-bot", 3)
+    assert customer.locator(".gw-from-bot").nth(2).locator(".gw-chip").count() >= 2
+    assert customer.locator(".gw-from-bot").nth(2).locator(".gw-fb").count() == 0
+
+    first.locator(".gw-fb-no").click()
+    expect(first.locator(".gw-feedback")).to_have_text("已反馈")  # acked: stored
+    conv = conversation_id(customer)
+    seq = int(first.get_attribute("data-seq") or 0)
+    body = admin_get(url, f"/api/conversations/{conv}")
+    assert body["feedback"] == {str(seq): False}
+    assert [m.get("helpful") for m in body["messages"] if m["seq"] == seq] == [False]
+
+    # A reload resumes the history; the verdict given stays given, the other answer still asks.
+    customer.reload()
+    wait_count(customer, ".gw-from-bot", 3)
+    first, second = customer.locator(".gw-from-bot").nth(0), customer.locator(".gw-from-bot").nth(1)
+    expect(first.locator(".gw-feedback")).to_have_text("已反馈")
+    assert second.locator(".gw-fb").count() == 2
+
+    # The agent who takes over sees the verdict on the bot's answer, and a later one live.
+    consoles = on_duty(tabs, url)
+    say(customer, "转人工")
+    customer.wait_for_selector(".gw-assigned")
+    console = consoles[holder_of(consoles, conv)].page
+    console.locator(f'.conv-item[data-id="{conv}"]').click()
+    bot_rows = console.locator(".history .from-bot")
+    expect(bot_rows.nth(0).locator(".helpful-tag")).to_have_text("客户反馈：没帮助")
+    assert bot_rows.nth(1).locator(".helpful-tag").count() == 0
+    second.locator(".gw-fb-yes").click()
+    expect(second.locator(".gw-feedback")).to_have_text("已反馈")
+    expect(bot_rows.nth(1).locator(".helpful-tag")).to_have_text("客户反馈：有帮助")
+    for tab in (cust, *consoles.values()):
+        tab.assert_clean()
+
+
 def test_queue_handoff_reply_close_and_rating(gateway: Any, tabs: Callable[..., Tab]) -> None:
     url = gateway.http_url
     cust = tabs()
@@ -648,8 +693,8 @@ main{display:flex;gap:24px;padding:24px;flex-wrap:wrap}
 <div class="item"><div class="pic"></div><div>夏季新款碎花连衣裙</div><div class="price">¥199</div></div>
 <div class="item"><div class="pic"></div><div>纯棉宽松短袖T恤</div><div class="price">¥79</div></div>
 </main>
-<!-- the one tag a shop adds: -->
-<script src="{GATEWAY}/widget.js" async></script>
+<!-- the one tag a shop adds (here with its own text for the feedback acknowledgement): -->
+<script src="{GATEWAY}/widget.js" data-text-feedback-done="感谢您的反馈" async></script>
 </body></html>"""
 
 
@@ -703,6 +748,8 @@ def test_widget_on_a_shop_page_of_another_origin(gateway: Any, tabs: Callable[..
     wait_count(page, ".gw-from-bot", 1)
     assert bot_bubbles(page) == [FAQ_ANSWERS["什么时候发货"]]
     shoot(page, "widget-desktop.png")
+    page.locator(".gw-from-bot .gw-fb-yes").click()  # the shop's own text, from the tag's data-text-*
+    expect(page.locator(".gw-from-bot .gw-feedback")).to_have_text("感谢您的反馈")
 
     # The server restarts (1012): the widget comes back and resumes, nothing doubled.
     relay.drop(1012, "restart")

@@ -1,7 +1,7 @@
 // The customer's side of the wire protocol, without any DOM: hello and resume
 // over ws-conn.js's reconnecting socket, dedupe by seq, the session kept in sessionStorage.
 // UIs listen to its events: state, conversation, entry, local, ack, failed,
-// queued, typing, survey, rated, notice.
+// queued, typing, survey, rated, notice, feedback, feedback-failed.
 
 import { ChatLog } from './log.js';
 import { frameId } from './dom.js';
@@ -27,6 +27,7 @@ export class CustomerChat extends EventTarget {
     this.session = this._load();
     this.log = new ChatLog((e) => e.from === 'customer');
     this.controls = []; // frames other than messages, waiting for a connection
+    this.feedbackSent = new Map(); // feedback frame id -> {seq, helpful}, until acked or refused
     this.lastTyping = 0;
     this.resumeSent = false;
     this.socket = new ReconnectingSocket({
@@ -79,6 +80,19 @@ export class CustomerChat extends EventTarget {
     const frame = { type: 'rate', id: frameId('r'), score, comment: comment || '' };
     this.rateId = frame.id;
     if (!this._send(frame)) this.controls.push(frame);
+  }
+
+  /** Whether bot answer `seq` of this conversation helped; sent once (the UI shows it as given). */
+  feedback(seq, helpful) {
+    const frame = { type: 'feedback', id: frameId('f'), seq, helpful: !!helpful };
+    this.feedbackSent.set(frame.id, { seq, helpful: frame.helpful, frame });
+    if (!this._send(frame)) this.controls.push(frame);
+  }
+
+  /** The verdict this tab gave on bot answer `seq` of the current conversation (true, false or undefined). */
+  feedbackGiven(seq) {
+    const given = this.session && this.session.feedback;
+    return given ? given[seq] : undefined;
   }
 
   /** End the conversation (reason "customer"). */
@@ -149,6 +163,7 @@ export class CustomerChat extends EventTarget {
     const previous = this.conversation;
     if (previous !== f.conversation) {
       if (previous) this.log.reset();
+      this._dropFeedback(); // verdicts name seqs of the last conversation: not of this one
       // A new conversation: a survey still open for the last one is dropped with it.
       this._saveSession({ conversation: f.conversation, token: f.token, seq: 0 });
       this._emit('conversation', { conversation: f.conversation, previous });
@@ -159,12 +174,21 @@ export class CustomerChat extends EventTarget {
     if (first) {
       // What the last socket could not deliver: messages (same ids), then ratings etc.
       for (const record of this.log.pending()) if (!record.failed) this._sendMessage(record);
+      // Verdicts sent but not acknowledged (a verdict again is harmless: it replaces itself).
+      for (const fb of this.feedbackSent.values()) if (!this.controls.includes(fb.frame)) this._send(fb.frame);
       const controls = this.controls.splice(0);
       for (const frame of controls) this._send(frame);
     }
   }
 
   _onAck(f) {
+    const fb = f.id ? this.feedbackSent.get(f.id) : undefined;
+    if (fb) {
+      this.feedbackSent.delete(f.id);
+      this._saveSession({ ...this.session, feedback: { ...(this.session.feedback || {}), [fb.seq]: fb.helpful } });
+      this._emit('feedback', { seq: fb.seq, helpful: fb.helpful });
+      return;
+    }
     if (f.id && f.id === this.rateId) {
       this.rateId = null;
       this._saveSession({ ...this.session, rated: true });
@@ -187,6 +211,12 @@ export class CustomerChat extends EventTarget {
   }
 
   _onError(f) {
+    const fb = f.id ? this.feedbackSent.get(f.id) : undefined;
+    if (fb) {
+      this.feedbackSent.delete(f.id);
+      this._emit('feedback-failed', { seq: fb.seq, error: f });
+      return;
+    }
     const record = f.id ? this.log.fail(f.id) : null;
     if (record) {
       this._emit('failed', { record, error: f });
@@ -196,6 +226,12 @@ export class CustomerChat extends EventTarget {
     } else {
       this._emit('error', f);
     }
+  }
+
+  _dropFeedback() {
+    this.controls = this.controls.filter((frame) => frame.type !== 'feedback');
+    for (const fb of this.feedbackSent.values()) this._emit('feedback-failed', { seq: fb.seq, error: null });
+    this.feedbackSent.clear();
   }
 
   // -- session storage -----------------------------------------------------------

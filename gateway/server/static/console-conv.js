@@ -214,6 +214,7 @@ export class ConversationView {
     else if (from === 'agent') who = mine ? `${this.me.name || '我'}（我）` : (entry.agent && entry.agent.name) || '客服';
     const extra = [];
     if (from === 'bot' && entry.faq) extra.push(el('span', { class: 'faq-tag' }, `FAQ ${entry.faq}`));
+    if (from === 'bot' && typeof entry.helpful === 'boolean') extra.push(helpfulTag(entry.helpful));
     const suggestions = Array.isArray(entry.suggestions) ? entry.suggestions.filter((s) => s && s.question) : [];
     if (suggestions.length) extra.push(el('div', { class: 'suggested' }, '推荐：', suggestions.map((s) => String(s.question)).join('；')));
     return el('div', { class: `msg from-${from}${mine ? ' mine' : ''}` },
@@ -221,6 +222,16 @@ export class ConversationView {
       el('div', { class: 'bubble' }, String(entry.text ?? '')),
       extra,
       el('div', { class: 'meta' }));
+  }
+
+  /** The customer judged bot message `seq` (live, after the history was drawn). */
+  markHelpful(seq, helpful) {
+    const row = this.history.querySelector(`.msg.from-bot[data-seq="${Number(seq)}"]`);
+    if (!row) return;
+    const old = row.querySelector('.helpful-tag');
+    const tag = helpfulTag(helpful);
+    if (old) old.replaceWith(tag);
+    else row.querySelector('.meta').before(tag);
   }
 
   _setMeta(row, record) {
@@ -252,6 +263,11 @@ function handoffText(c) {
 function extraReasons(c) {
   const shown = new Set(c.handoffReason.split('、').map((r) => r.trim()));
   return c.reasons.filter((r) => !shown.has(r));
+}
+
+function helpfulTag(helpful) {
+  return el('span', { class: `helpful-tag ${helpful ? 'helpful-yes' : 'helpful-no'}` },
+    helpful ? '客户反馈：有帮助' : '客户反馈：没帮助');
 }
 
 function notice(text, ts) {

@@ -134,6 +134,7 @@ function onFrame(f) {
     case 'unassigned': return onUnassigned(f);
     case 'ack': return onAck(f);
     case 'typing': return onTyping(f);
+    case 'feedback': return onFeedback(f);
     case 'error': return onError(f);
     case 'message': case 'closed': return onEntry(f);
     default:
@@ -248,6 +249,14 @@ function onAck(f) {
     list.update(conv, { selected: conv.id === openId });
     return;
   }
+}
+
+function onFeedback(f) {
+  const conv = convs.get(String(f.conversation));
+  const entry = conv && conv.entries.find((e) => e.seq === f.entry_seq && e.from === 'bot');
+  if (!entry || typeof f.helpful !== 'boolean') return;
+  entry.helpful = f.helpful;
+  if (view.isOpen(conv)) view.markHelpful(entry.seq, f.helpful);
 }
 
 function onTyping(f) {

@@ -5,7 +5,7 @@ import { CustomerChat } from './chat-core.js';
 import { mountChat } from './widget-ui.js';
 import { el, replace } from './dom.js';
 
-export function mountWidget({ base, wsUrl, title = '在线客服', customer = null, signature = null }) {
+export function mountWidget({ base, wsUrl, title = '在线客服', customer = null, signature = null, texts = {} }) {
   const host = el('div', {
     id: 'gateway-chat-widget',
     style: 'position:fixed;right:20px;bottom:20px;z-index:2147483000;visibility:hidden',
@@ -33,7 +33,7 @@ export function mountWidget({ base, wsUrl, title = '在线客服', customer = nu
   function ensureChat() {
     if (chat) return;
     chat = new CustomerChat({ wsUrl, storageKey, customer, signature });
-    ui = mountChat(panel, chat, { mode: 'widget', title, onClose: close, onActivity });
+    ui = mountChat(panel, chat, { mode: 'widget', title, onClose: close, onActivity, texts });
     chat.start();
   }
   function open() {

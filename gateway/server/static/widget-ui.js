@@ -1,7 +1,7 @@
 // The customer chat UI, shared by the page (/) and the embeddable widget.
 // Everything from the network goes in as text (dom.js builds no HTML).
 
-import { el, replace, fmtClock, placeBySeq } from './dom.js';
+import { el, append, replace, fmtClock, placeBySeq } from './dom.js';
 import { skillLabel, errorText, CLOSE_REASONS } from './labels.js';
 
 const STATE_TEXT = {
@@ -13,13 +13,23 @@ const STAR_HINTS = ['', '非常不满意', '不满意', '一般', '满意', '非
 const HUMAN_TEXT = '转人工';
 const TYPING_SHOW_MS = 4000;
 const PLACEHOLDER = '请输入您的问题…';
+// Texts a page may replace (mountChat's `texts`; the widget's data-text-* attributes).
+export const DEFAULT_TEXTS = {
+  helpful: '有帮助',
+  unhelpful: '没帮助',
+  feedbackDone: '已反馈',
+};
 
 /**
  * Build the chat into `root` and drive it from `chat` (a CustomerChat).
- * @param {object} opts  mode 'page' | 'widget'; onClose (widget: collapse); onActivity(entry) for unread badges
+ * @param {object} opts  mode 'page' | 'widget'; onClose (widget: collapse); onActivity(entry) for unread badges;
+ *                       texts: any of DEFAULT_TEXTS to replace
  */
-export function mountChat(root, chat, { mode = 'page', title = '在线客服', onClose = null, onActivity = null } = {}) {
+export function mountChat(root, chat, { mode = 'page', title = '在线客服', onClose = null, onActivity = null, texts = {} } = {}) {
+  const T = { ...DEFAULT_TEXTS };
+  for (const [key, value] of Object.entries(texts || {})) if (key in T && typeof value === 'string' && value) T[key] = value;
   const rows = new Map(); // local record id -> row
+  const verdicts = new Map(); // bot answer seq -> its 有帮助 / 没帮助 row, until the verdict is stored
   let closed = false;
   let needDivider = false;
   let typingTimer = null;
@@ -114,7 +124,27 @@ export function mountChat(root, chat, { mode = 'page', title = '在线客服', o
       who ? el('div', { class: 'gw-name' }, who) : null,
       el('div', { class: 'gw-bubble' }, String(entry.text ?? '')),
       chips,
+      from === 'bot' && entry.faq && typeof entry.seq === 'number' ? verdict(entry.seq) : null,
       el('div', { class: 'gw-meta' }, fmtClock(entry.ts)));
+  }
+
+  // 有帮助 / 没帮助 under a bot answer: one click sends the verdict once, then 已反馈.
+  function verdict(seq) {
+    const box = el('div', { class: 'gw-feedback' });
+    if (chat.feedbackGiven(seq) !== undefined) return append(box, done());
+    const send = (helpful) => {
+      yes.disabled = true;
+      no.disabled = true;
+      chat.feedback(seq, helpful);
+    };
+    const yes = el('button', { class: 'gw-fb gw-fb-yes', type: 'button', onclick: () => send(true) }, T.helpful);
+    const no = el('button', { class: 'gw-fb gw-fb-no', type: 'button', onclick: () => send(false) }, T.unhelpful);
+    verdicts.set(seq, { box, yes, no });
+    return append(box, [yes, no]);
+  }
+
+  function done() {
+    return el('span', { class: 'gw-fb-done' }, T.feedbackDone);
   }
 
   function renderEntry(entry) {
@@ -171,6 +201,21 @@ export function mountChat(root, chat, { mode = 'page', title = '在线客服', o
   });
   chat.addEventListener('conversation', ({ detail }) => {
     if (detail.previous && (closed || needDivider)) divider();
+    // A verdict names a seq of the conversation it was given in: the last one's answers take none now.
+    for (const v of verdicts.values()) v.box.remove();
+    verdicts.clear();
+  });
+  chat.addEventListener('feedback', ({ detail }) => {
+    const v = verdicts.get(detail.seq);
+    if (!v) return;
+    verdicts.delete(detail.seq);
+    replace(v.box, done());
+  });
+  chat.addEventListener('feedback-failed', ({ detail }) => {
+    const v = verdicts.get(detail.seq);
+    if (!v) return;
+    v.yes.disabled = false; // try again
+    v.no.disabled = false;
   });
   chat.addEventListener('local', ({ detail: { record } }) => {
     const row = el('div', { class: 'gw-row gw-from-customer', dataset: { local: '1' } },

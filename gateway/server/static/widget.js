@@ -2,7 +2,9 @@
  * Embeddable customer chat. One tag on any shop page:
  *   <script src="https://客服网关地址/widget.js" async></script>
  * Optional attributes: data-title="在线客服", data-customer-id, data-customer-name,
- * data-signature (HMAC-SHA256 of the customer id, when the gateway requires it).
+ * data-signature (HMAC-SHA256 of the customer id, when the gateway requires it),
+ * data-text-helpful="有帮助", data-text-unhelpful="没帮助", data-text-feedback-done="已反馈"
+ * (the buttons under bot answers).
  * The gateway address (and the websocket URL) is taken from this script's own src.
  * Page API once loaded: window.GatewayChat.open() / .close().
  */
@@ -18,6 +20,7 @@
     title: d.title || '在线客服',
     customer: d.customerId ? { id: d.customerId, name: d.customerName || '' } : null,
     signature: d.signature || null,
+    texts: { helpful: d.textHelpful, unhelpful: d.textUnhelpful, feedbackDone: d.textFeedbackDone },
   };
   var calls = [];
   window.GatewayChat = {
