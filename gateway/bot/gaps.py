@@ -249,7 +249,7 @@ def format_table(report: dict[str, Any]) -> str:
     for n, c in enumerate(clusters, 1):
         k = c.get("kinds", {})
         near = c.get("closest")
-        where = f"{near['id']} ({near['score']:.2f})" if near else "-"
+        where = f"{near['id']} ({near['score']:.3f})" if near else "-"
         lines.append(f"{n:>3} {c['count']:>5}  {k.get('handoff', 0):>7} {k.get('suggested', 0):>7} "
                      f"{k.get('unhelpful', 0):>6}  {where:<28} {c.get('suggestion', '')}")
         if near:
