@@ -282,7 +282,7 @@ def main(argv: list[str]) -> int:
         "--also",
         nargs="*",
         default=[f"{n}:{ROOT / 'tests' / 'data' / f}_faq.toml:{ROOT / 'tests' / 'data' / f}_cases.jsonl"
-                 for n, f in (("phones", "heldout"), ("fresh", "third"))],
+                 for n, f in (("phones", "heldout"), ("fresh", "third"), ("cosmetics", "fourth"))],
         help="more NAME:FAQ:CASES sets for the quality table (bot vs naive baseline)",
     )  # fmt: skip
     ap.add_argument("--decide", action="store_true", help="only µs per decide on fresh texts")
