@@ -476,7 +476,7 @@ async def test_scan_conversations_walks_every_conversation_with_activity_since(e
         pages += 1
         if not cursor:
             break
-        assert pages < 100, "the walk does not end"
+        assert pages < 100_000, "the walk does not end"  # (Redis: SCAN examines every key of the db)
     assert pages > 1  # paged, not one read of everything
     want = {f"new{i}" for i in range(17)} | {f"open{i}" for i in range(5)} | {"fbk"}
     assert set(seen) == want  # closed before ``since``: left out; every other one, once at least

@@ -11,10 +11,13 @@ Which messages (``items_of``, pure):
 - unhelpful: the customer message a bot answer (``faq``) replies to, when the customer said that
   answer did not help (``Conversation.feedback``).
 
-The work is bounded (``GapLimits``): the walk over conversations stops after ``max_scanned`` have
-been looked at, at most ``max_conversations`` logs are read and ``max_items`` messages clustered;
-the report says ``truncated`` when a bound was reached. The gateway keeps every conversation in its
-store (there is no separate archive), so the store is all there is to read.
+The work is bounded (``GapLimits``): the walk over the store stops after ``max_scanned`` entries
+were examined (Redis: keys of its database, about four per conversation; memory: conversations),
+at most ``max_conversations`` logs are read and ``max_items`` messages clustered; the report says
+``truncated`` when a bound was reached. The gateway keeps every conversation in its store (there is
+no separate archive), so the store is all there is to read; Redis has no index by time, so the walk
+examines every key (SCAN), in the store, a page at a time, and only the window's conversations
+leave Redis.
 """
 
 from __future__ import annotations
@@ -34,18 +37,18 @@ DAY_S = 86_400.0
 
 @dataclass(slots=True, frozen=True)
 class GapLimits:
-    max_scanned: int = 100_000  # conversations looked at (the store's walk stops there)
+    max_scanned: int = 1_000_000  # entries the store's walk examines (Redis: keys; memory: conversations)
     max_conversations: int = 5_000  # conversations with activity in the window whose logs are read
     max_items: int = 5_000  # messages clustered
     max_clusters: int = MAX_CLUSTERS  # clusters reported (the biggest)
-    page: int = 200  # conversations per store page (their logs are read together)
+    page: int = 1_000  # entries examined per store page (a page's logs are read together)
 
 
 @dataclass(slots=True)
 class Gathered:
     items: list[GapItem] = field(default_factory=list)
     conversations: int = 0  # logs read
-    scanned: int = 0  # conversations the walk returned (with activity in the window)
+    scanned: int = 0  # conversations the walk returned (those with activity in the window)
     truncated: str = ""  # which bound stopped the reading ("" = none)
 
 

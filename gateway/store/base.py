@@ -223,8 +223,9 @@ class Store(abc.ABC):
     ) -> tuple[list[Conversation], str]:
         """One page of conversations with activity since ``since`` (created, or closed, at or after it,
         or still open), and the cursor of the next page ("" when the walk is done). About ``count``
-        conversations are looked at per page, so a page may hold none and still have a next one.
-        A conversation there for the whole walk is returned (at least) once; the order is the store's."""
+        entries are examined per page (Redis: keys of its database, SCAN's COUNT; memory:
+        conversations), so a page may hold none and still have a next one. On Redis a conversation
+        there for the whole walk comes (at least) once; the order is the store's."""
 
     # log -------------------------------------------------------------
     @abc.abstractmethod

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import NotAssigned, NotFound, StoreUnavailable
-from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, ConvState, Entry, Priority
+from gateway.model import AgentProfile, AgentState, AgentStatus, Conversation, Entry, Priority
 from gateway.store import redis_codec as codec
 from gateway.store.base import (
     BusListener,
@@ -203,20 +203,14 @@ class RedisStore(ConversationSteps, Store):
     async def scan_conversations(
         self, cursor: str = "", count: int = 200, *, since: float = 0.0
     ) -> tuple[list[Conversation], str]:
-        # SCAN: bounded work per call, and every key there for the whole walk comes at least once.
-        # On a cluster this is the namespace's node, which holds the whole namespace.
+        # SCAN inside one read-only script: about ``count`` keys of the database examined per call,
+        # only the conversations in the window sent back. On a cluster this is the namespace's
+        # node, which holds the whole namespace.
         pattern = _glob_escape(self.keys.conv("")) + "*"
-        nxt, keys = await self._call("SCAN", cursor or "0", "MATCH", pattern, "COUNT", max(count, 1))
-        rows = await self._call_many([("HGETALL", _str(k)) for k in keys]) if keys else []
-        out = []
-        for fields in rows:
-            if not fields:
-                continue  # forgotten since the SCAN
-            c = _conversation(fields)
-            if c.state is not ConvState.CLOSED or c.created_at >= since or c.closed_at >= since:
-                out.append(c)
+        nxt, rows = await self._run("scan_conversations", [],
+                                    [cursor or "0", str(max(count, 1)), repr(float(since)), pattern])
         nxt = _str(nxt)
-        return out, "" if nxt == "0" else nxt
+        return [_conversation(fields) for fields in rows or ()], "" if nxt == "0" else nxt
 
     # log -------------------------------------------------------------
     async def read_log(self, conversation: str, after: int = 0) -> list[Entry]:
