@@ -97,9 +97,10 @@ async def test_capacity_queue_positions_pull_and_priority(gateway_app) -> None:
             q = await c.wait(is_("queued"))
             assert q["position"] == i - 1 and q["skill"] == "presale"
     assert len(assigned_to(ag.frames)) == 2
-    # an urgent complaint jumps ahead of the normal ones
+    # an urgent complaint jumps ahead of the normal ones (about a price: presale's; a complaint
+    # saying nothing else goes to aftersale)
     cu, wu = await customer(app.ws_url, "u-urgent")
-    await say(cu, "m1", "我要投诉你们，转人工！")
+    await say(cu, "m1", "价格跟页面上不一样，我要投诉你们，转人工！")
     qu = await cu.wait(is_("queued"))
     assert qu["position"] == 1
     assert await app.ctx.store.queue("presale") == [wu["conversation"], *[w["conversation"] for _, w in custs[2:]]]
