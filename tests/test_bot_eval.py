@@ -82,13 +82,8 @@ def test_accuracy_does_not_regress(name: str) -> None:
     assert r.wrong_rate <= 0.02, r.failures
     assert r.out_of_scope_answered <= 0.05 * r.out_of_scope, r.failures
     assert r.correct + r.suggested >= 0.90 * r.in_scope
-    # These sets were labelled before the issue "FAQ bot, second round": a complaint or a safety
-    # problem saying nothing else (我要投诉, 再不处理我就打12315, 小孩误食了) was labelled "" (the
-    # default team). As that issue asks, the bot now gives those to aftersale; they count as
-    # agreeing here, every other disagreement counts against the gate.
-    blank_urgent = {c.text for c in cases if c.expect is None and c.skill == "" and c.priority == "urgent"}
-    moved = [f for f in r.failures if f["text"] in blank_urgent and "skill aftersale!=" in f["labels"]]
-    assert r.skill_correct + len(moved) >= min_skill * r.skill_total, r.failures
+    assert r.skill_correct >= min_skill * r.skill_total, r.failures
+    assert r.handoff_skill_correct >= 0.85 * r.handoff_skill_total, r.failures  # issue 13's target
     assert r.priority_correct >= 0.95 * r.priority_total
     assert r.handoff_priority_correct >= 0.95 * r.handoff_priority_total
 

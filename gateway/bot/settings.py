@@ -40,7 +40,7 @@ class BotSettings:
     faq: str = "configs/faq.toml"
     enabled: bool = True
     # decision thresholds (scores are 0..1)
-    answer_threshold: float = 0.35
+    answer_threshold: float = 0.30
     suggest_threshold: float = 0.20
     min_margin: float = 0.10
     max_suggestions: int = 3
