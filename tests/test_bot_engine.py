@@ -280,3 +280,10 @@ def test_a_safety_question_is_no_incident(bot: FaqBot, text: str) -> None:
     d = bot.decide(text)
     assert d.priority is Priority.NORMAL, (text, d.reasons)
     assert not any(r.startswith("urgent:") for r in d.reasons)
+
+
+def test_read_is_how_decide_reads_a_message(bot: FaqBot) -> None:
+    words, canonical = bot.read("亲，我的订单231127-123456789012345退回来的快递钱谁掏？")
+    assert "231127" not in canonical  # the order number is out
+    assert {"退货", "运费", "谁承担"} <= set(words)  # concept groups, as decide reads it
+    assert bot.read("发漂怎么开")[0] == bot.read("发票怎么开")[0]  # typo repaired

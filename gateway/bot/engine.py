@@ -131,6 +131,13 @@ class FaqBot:
         e = self._by_id.get(faq_id)
         return e.answer if e else None
 
+    def read(self, text: str) -> tuple[tuple[str, ...], str]:
+        """How the bot reads ``text``: its words and its canonical text (order numbers out, normalized,
+        slots, synonyms and concept groups, stop words dropped, typos repaired), as ``decide`` does."""
+        _, body = split_orders(text)
+        a = self._analyzer.analyze_clauses(self._analyzer.strip(clauses_of_nfkc(body)), query=True)
+        return a.terms, a.compact
+
     def nearest(self, text: str, limit: int = 3) -> list[tuple[str, float]]:
         """The FAQ entries closest to ``text``, best first, as (faq id, score): what ``decide`` ranks,
         without deciding (``gateway faq gaps`` names the closest entry of each cluster with it)."""

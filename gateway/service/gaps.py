@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gateway.bot.gaps import MAX_CLUSTERS, GapItem, GapKind, faq_reader, find_gaps
+from gateway.bot.gaps import MAX_CLUSTERS, GapItem, GapKind, find_gaps
 from gateway.model import Conversation, Entry
 from gateway.service.botholder import BotHolder
 from gateway.store import Store
@@ -126,10 +126,10 @@ async def gaps_report(
     now = time.time() if now is None else now
     since = now - since_days * DAY_S
     got = await gather(store, since, lim)
-    faq_bot, faq = bot.current()  # the bot in service now; a reload meanwhile does not touch this one
+    faq_bot, _ = bot.current()  # the bot in service now; a reload meanwhile does not touch this one
 
     def cluster() -> Any:  # CPU work (jieba, rapidfuzz, the bot's ranking): off the event loop
-        return find_gaps(got.items, faq_bot, reader=faq_reader(faq_bot.settings, faq), max_clusters=lim.max_clusters)
+        return find_gaps(got.items, faq_bot, reader=faq_bot.read, max_clusters=lim.max_clusters)
 
     gaps = await asyncio.to_thread(cluster)
     return {
