@@ -40,6 +40,10 @@ class PhraseMatcher:
     def finditer(self, text: str) -> Iterable[re.Match[str]]:
         return self._re.finditer(text) if self._re is not None else ()
 
+    def any(self, text: str) -> bool:
+        """Whether any phrase occurs in ``text`` (one search)."""
+        return self._re is not None and self._re.search(text) is not None
+
     def mask(self, text: str) -> str:
         """``text`` with every match hidden (same length: positions stay valid)."""
         if self._re is None:
@@ -216,7 +220,8 @@ class Rules:
     # ------------------------------------------------------------------ priority
 
     def priority(self, text: str, *, vip: bool, vip_priority: Priority) -> PriorityVerdict:
-        urgent, _ = self._urgent_scan(text)
+        # (most messages hold no urgent word at all: one search instead of the masking scans)
+        urgent = self._urgent_scan(text)[0] if self.urgent.any(text) else []
         if urgent:
             return PriorityVerdict(Priority.URGENT, tuple(f"urgent:{w}" for w in urgent))
         high = self.high.find(text)

@@ -84,7 +84,9 @@ class FeatureRows:
         """
         qc = query.text.compact
         weight = query.weight
-        ids = weight.keys()
+        # the message's ids in ascending order, once: each candidate then looks up only these
+        # (``post.keys() & ids`` would build a set of every id of the entry first)
+        qids = sorted(weight)
         hqw, hqg = query.half_masses
         mqw, mqg = query.masses
         built = self._blocks
@@ -107,10 +109,12 @@ class FeatureRows:
         for e, b in zip(cands, blocks, strict=True):
             m = [0.0] * b.size
             post = b.post
-            for i in sorted(post.keys() & ids):  # the ids both have, ascending
-                w = weight[i]
-                for c in post[i]:
-                    m[c] += w
+            for i in qids:  # the ids both have, ascending
+                cs = post.get(i)
+                if cs is not None:
+                    w = weight[i]
+                    for c in cs:
+                        m[c] += w
             w_dice = w_tcov = b_dice = b_tcov = sounds = best_mw = best_mg = 0.0
             ntext = len(b.rows)
             first = b.first

@@ -18,7 +18,7 @@ from gateway.bot.analyzer import Analyzed, Analyzer
 from gateway.bot.faq import FaqEntry
 from gateway.bot.features import FeatureRows, Query, _Block
 from gateway.bot.pinyin import sound_bigrams
-from gateway.bot.scoring import score_matrix
+from gateway.bot.scoring import score_rows
 
 __all__ = ["GRAM", "SOUND", "WORD", "Analyzed", "Analyzer", "Doc", "FaqIndex", "Query", "Ranked"]
 
@@ -65,7 +65,7 @@ class FaqIndex(FeatureRows):
     message order, row masses in ascending id order), so the scores are the same floats.
     """
 
-    CANDIDATES = 5
+    CANDIDATES = 4
     # Lexical pre-scoring in plain Python up to this many entries and postings of a
     # message's ids, with numpy above.
     SMALL_FAQ = 256
@@ -349,7 +349,7 @@ class FaqIndex(FeatureRows):
         cands = self.candidates(query)
         if not cands:
             return []
-        scores = score_matrix(np.array(self._feature_rows(query, cands), dtype=np.float64)).tolist()
+        scores = score_rows(self._feature_rows(query, cands))
         out = [Ranked(e, sc) for e, sc in zip(cands, scores, strict=True)]
         out.sort(key=lambda r: r.score, reverse=True)
         return out

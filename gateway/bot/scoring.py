@@ -51,3 +51,18 @@ def score_matrix(features: np.ndarray) -> np.ndarray:
     z = features @ _W + BIAS
     out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
     return out
+
+
+def score_rows(rows: list[list[float]]) -> list[float]:
+    """``score`` of a few feature rows, in plain Python: for the handful of candidates of one
+    message, building arrays costs more than the arithmetic (same sums as ``score_matrix`` up to
+    the last bit of rounding)."""
+    exp = math.exp
+    pairs = tuple(enumerate(WEIGHTS))
+    out = []
+    for row in rows:
+        z = BIAS
+        for i, w in pairs:
+            z += w * row[i]
+        out.append(1.0 / (1.0 + exp(-z)))
+    return out
