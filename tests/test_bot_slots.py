@@ -11,6 +11,7 @@ from gateway.bot import FaqBot, FaqEntry
 from gateway.bot.concepts import CONCEPTS, load
 from gateway.bot.normalize import clauses
 from gateway.bot.slots import CLASS_WORDS, read_slots
+from gateway.bot.words_text import DataFileError
 
 
 @pytest.mark.parametrize(("text", "read"), [
@@ -69,8 +70,11 @@ def test_concept_groups_load_and_join_words_of_one_meaning(tmp_path: Path) -> No
     words = [w for g in CONCEPTS for w in g]
     assert len(words) == len(set(words)), "a word in two concept groups"
     p = tmp_path / "c.toml"
-    p.write_text('groups = [["运费", "邮费"], ["只有一个"]]\n', encoding="utf-8")
+    p.write_text('groups = [["运费", "邮费"]]\n', encoding="utf-8")
     assert load(p) == (("运费", "邮费"),)
+    p.write_text('groups = [["运费", "邮费"], ["只有一个"]]\n', encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"groups\[1\]"):  # a group of one word is a mistake in the file
+        load(p)
     entries = [FaqEntry(id="fee", question="退货运费谁承担", answer="质量问题我们承担运费。"),
                FaqEntry(id="ship", question="什么时候发货", answer="48小时内发货。")]
     assert FaqBot.build(entries).decide("退回来的快递钱谁掏").faq == "fee"

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+from gateway.bot.words_text import read_data, word_groups
 
 DATA = Path(__file__).with_name("data") / "concepts.toml"
 
 
 def load(path: Path = DATA) -> tuple[tuple[str, ...], ...]:
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    return tuple(tuple(g) for g in raw.get("groups", ()) if len(g) >= 2)
+    """The groups of ``path`` (``DataFileError`` naming the file on a bad one)."""
+    return word_groups(read_data(path), "groups", path)
 
 
 CONCEPTS = load()
