@@ -26,6 +26,7 @@ NONE_KEY = "-"  # the group of records without a value for it (no agent, no cate
 HISTOGRAM_LE = (10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)  # first-response buckets (s); then "+Inf"
 RATINGS = ("1", "2", "3", "4", "5")
 MAX_DAYS = 366
+DEFAULT_REOPEN_S = 7 * 86400.0  # without [records] reopen_s
 
 
 @dataclass(slots=True, frozen=True)
@@ -34,7 +35,7 @@ class ReportOptions:
     to_ts: float
     by: str = ""  # "" (totals only) or one of GROUPS
     target_s: float = 30.0  # [sla] ack_target_s: the first-response target
-    reopen_s: float = 7 * 86400.0  # a new conversation of the same customer this soon after a close undoes FCR
+    reopen_s: float = DEFAULT_REOPEN_S  # a new conversation of the same customer this soon after a close undoes FCR
     now: float = 0.0  # follow-ups due before ``now`` and not done are overdue
     utc_offset_h: float = 8.0  # days are calendar days at this offset (China: UTC+8)
 

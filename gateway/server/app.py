@@ -21,6 +21,7 @@ from gateway.server.connections import GuardedSite
 from gateway.server.context import Context
 from gateway.server.customer import customer_ws
 from gateway.server.http import add_routes, install_security
+from gateway.server.reports_http import add_report_routes
 from gateway.service.botholder import BotHolder
 from gateway.service.conversations import ConversationService
 from gateway.service.delivery import Hub
@@ -77,6 +78,7 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
     app.router.add_get("/ws/customer", customer_ws)
     app.router.add_get("/ws/agent", agent_ws)
     add_routes(app)
+    add_report_routes(app)  # /api/reports, /reports, /static/vendor/
     from gateway.adapters import setup as setup_adapters
     from gateway.server.host import ServerHost
 
