@@ -23,6 +23,7 @@ from gateway.model import AgentProfile
 class AgentConfig:
     profile: AgentProfile
     token_sha256: str  # hex digest; plain tokens are hashed at load
+    role: str = "agent"  # agent | supervisor (a supervisor's token also opens the records API)
 
     @property
     def id(self) -> str:
@@ -74,6 +75,18 @@ class RoutingConfig:
     max_queue_s: float = 600.0  # queued this long in another skill: offered to default_skill (0 = never)
 
 
+ARCHIVE_DEFAULT_URL = "sqlite:///var/archive.sqlite3"  # relative to the config file's directory
+AGENT_ROLES = ("agent", "supervisor")
+
+
+@dataclass(slots=True, frozen=True)
+class ArchiveConfig:
+    """``[archive]``: where closed conversations' records go (``gateway.records.open.open_archive``)."""
+
+    url: str = ARCHIVE_DEFAULT_URL  # sqlite:///PATH (relative: to the config file's directory) or postgresql://…
+    keep_hot_s: float = 86400.0  # an archived conversation stays in the store this long after it is archived
+
+
 @dataclass(slots=True, frozen=True)
 class Config:
     host: str = "127.0.0.1"
@@ -94,6 +107,7 @@ class Config:
     bot: Mapping[str, Any] = field(default_factory=dict)  # the raw [bot] table; the bot validates it
     adapters: Mapping[str, Any] = field(default_factory=dict)  # raw [adapters] table
     shops: tuple[Mapping[str, Any], ...] = ()  # raw [[shops]]; the adapters validate them
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     source: str = ""  # the file it came from
 
     @property
@@ -204,6 +218,24 @@ def _origin(value: str, where: str) -> str:
 
 
 _KNOWN_TOP = {"server", "store", "customers", "limits", "routing", "sla", "texts", "console", "bot", "agents", "shops", "adapters"}
+_KNOWN_TOP.add("archive")
+
+
+def _archive(t: Mapping[str, Any], base_dir: Path) -> ArchiveConfig:
+    """``[archive]``: a relative ``sqlite:///PATH`` is made absolute against the config file's directory."""
+    url = _str(t, "url", "archive", ARCHIVE_DEFAULT_URL).strip()
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if not path or path.startswith("?"):
+            raise ConfigError("archive.url", "sqlite:///PATH needs a file path")
+        if path != ":memory:" and not Path(path).is_absolute():
+            url = "sqlite:///" + str((base_dir / path).resolve())
+    elif not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("archive.url", f"must be sqlite:///PATH or postgresql://…, got {url[:60]!r}")
+    unknown = sorted(set(t) - {"url", "keep_hot_s"})
+    if unknown:
+        raise ConfigError(f"archive.{unknown[0]}", "unknown key (known: keep_hot_s, url)")
+    return ArchiveConfig(url=url, keep_hot_s=_num(t, "keep_hot_s", "archive", 86400.0, minimum=0.0))
 
 
 def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Config:
@@ -287,7 +319,10 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Co
             raise ConfigError(f"{where}.skills", "must list at least one skill")
         capacity = _int(a, "capacity", where, 5, minimum=1, maximum=1000)
         profile = AgentProfile(aid, _str(a, "name", where, aid) or aid, skills, capacity)
-        agents.append(AgentConfig(profile, _token_hash(a, where, required=True)))
+        role = _str(a, "role", where, "agent")
+        if role not in AGENT_ROLES:
+            raise ConfigError(f"{where}.role", f"must be one of {', '.join(AGENT_ROLES)}, got {role!r}")
+        agents.append(AgentConfig(profile, _token_hash(a, where, required=True), role))
 
     shops_raw = raw.get("shops", [])
     if not isinstance(shops_raw, list) or not all(isinstance(s, dict) for s in shops_raw):
@@ -318,6 +353,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Co
         bot={k: v for k, v in bot.items() if k != "faq"},
         adapters=dict(adapters),
         shops=tuple(shops_raw),
+        archive=_archive(_table(raw, "archive", ""), base_dir),
         source=source,
     )
 

@@ -47,6 +47,9 @@ _SETUP_MAY_BLOCK: list[tuple[str, set[str]]] = [
     # without a DriverInfo: the clients the tests build to read Redis directly. The gateway's one redis-py
     # client (cluster discovery, gateway/store/redis_runner.py) passes a DriverInfo and never gets here.
     ("redis/utils.py", {"get_lib_version"}),
+    # asyncpg resolves a connection's parameters as libpq does: ~/.pgpass, ~/.postgresql's certificates
+    # (a stat or a small read, when a pool connection opens: at start and after a reconnect, never per query)
+    ("asyncpg/connect_utils.py", {"_parse_connect_dsn_and_args"}),
 ]
 
 

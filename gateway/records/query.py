@@ -1,0 +1,139 @@
+"""Reading a search: the query parameters of ``GET /api/conversations``, times, and the page cursor (pure).
+
+A cursor is opaque to clients: URL-safe base64 of ``[created_at, id]`` of the last item of a page; the
+next page holds what sorts after it (``created_at`` descending, then ``id`` descending), so pages
+neither repeat nor skip records written while a client pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import math
+from collections.abc import Mapping
+
+import orjson
+
+from gateway.records.model import RESOLUTIONS, SearchFilters
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_TEXT = 200  # characters of a text parameter
+MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z
+
+TEXT_PARAMS = ("customer", "agent", "order", "channel", "skill", "category", "q")
+PARAMS = (*TEXT_PARAMS, "resolution", "rating_max", "from", "to", "limit", "cursor")
+
+
+class BadParameter(ValueError):
+    """A query parameter that cannot be used; ``name`` is the parameter."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+
+
+def _clean(text: str) -> bool:
+    """No control characters and no lone surrogates (which no database can store)."""
+    return not any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+def encode_cursor(created_at: float, record_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_at, record_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """``(created_at, id)``; raises BadParameter("cursor", …) for anything this module did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = orjson.loads(raw)
+    except (binascii.Error, ValueError):
+        raise BadParameter("cursor", "not a cursor this API returned") from None
+    if (not isinstance(value, list) or len(value) != 2 or isinstance(value[0], bool)
+            or not isinstance(value[0], int | float) or not isinstance(value[1], str)
+            or not math.isfinite(value[0]) or not _clean(value[1])):
+        raise BadParameter("cursor", "not a cursor this API returned")
+    return float(value[0]), value[1]
+
+
+def parse_time(text: str, name: str, *, end: bool = False) -> float:
+    """Unix seconds, ``YYYY-MM-DD`` (UTC) or an ISO 8601 time (with an offset, or UTC without one).
+
+    With ``end`` (the ``to`` bound, exclusive) a bare date means the end of that day: ``to=2026-11-30``
+    takes in all of November 30.
+    """
+    t = text.strip()
+    if not t:
+        raise BadParameter(name, "empty")
+    try:
+        value = float(t)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(value) or not 0 <= value <= MAX_TS:
+            raise BadParameter(name, f"Unix seconds must be between 0 and {MAX_TS:.0f}")
+        return value
+    try:
+        if len(t) == 10:
+            day = dt.date.fromisoformat(t)
+            when = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+            if end:
+                when += dt.timedelta(days=1)
+        else:
+            when = dt.datetime.fromisoformat(t)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+        return min(when.timestamp(), MAX_TS)
+    except (ValueError, OverflowError):
+        raise BadParameter(name, "must be Unix seconds, YYYY-MM-DD or an ISO 8601 time") from None
+
+
+def _int(text: str, name: str, lo: int, hi: int) -> int:
+    try:
+        v = int(text.strip())
+    except ValueError:
+        raise BadParameter(name, f"must be an integer from {lo} to {hi}") from None
+    if not lo <= v <= hi:
+        raise BadParameter(name, f"must be an integer from {lo} to {hi}, got {v}")
+    return v
+
+
+def parse_search(query: Mapping[str, str], repeated: Mapping[str, int] | None = None
+                 ) -> tuple[SearchFilters, int, str]:
+    """``(filters, limit, cursor)`` from a query string's parameters.
+
+    Raises BadParameter naming the first parameter that is unknown, repeated (``repeated``: counts
+    per name) or not valid. The cursor is checked here too, so a backend only sees good ones.
+    """
+    for name in query:
+        if name not in PARAMS:
+            raise BadParameter(name, f"unknown parameter (known: {', '.join(PARAMS)})")
+        if repeated and repeated.get(name, 1) > 1:
+            raise BadParameter(name, "given more than once")
+    text: dict[str, str] = {}
+    for name in TEXT_PARAMS:
+        v = query.get(name, "").strip()
+        if len(v) > MAX_TEXT:
+            raise BadParameter(name, f"at most {MAX_TEXT} characters")
+        if not _clean(v):
+            raise BadParameter(name, "control characters are not allowed")
+        text[name] = v
+    resolution = query.get("resolution", "").strip()
+    if resolution and resolution not in RESOLUTIONS:
+        raise BadParameter("resolution", f"must be one of {', '.join(RESOLUTIONS)}")
+    rating_max = _int(query["rating_max"], "rating_max", 1, 5) if "rating_max" in query else None
+    from_ts = parse_time(query["from"], "from") if "from" in query else None
+    to_ts = parse_time(query["to"], "to", end=True) if "to" in query else None
+    if from_ts is not None and to_ts is not None and to_ts < from_ts:
+        raise BadParameter("to", "must not be before from")
+    limit = _int(query["limit"], "limit", 1, MAX_LIMIT) if "limit" in query else DEFAULT_LIMIT
+    cursor = query.get("cursor", "")
+    if cursor:
+        decode_cursor(cursor)
+    filters = SearchFilters(
+        customer=text["customer"], agent=text["agent"], order=text["order"], channel=text["channel"],
+        skill=text["skill"], category=text["category"], resolution=resolution, rating_max=rating_max,
+        from_ts=from_ts, to_ts=to_ts, q=text["q"])
+    return filters, limit, cursor
