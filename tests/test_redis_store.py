@@ -113,7 +113,8 @@ async def test_every_key_shares_the_namespace_hash_tag(redis_server: RedisServer
     assert {key_slot(k.encode()) for k in found} == {key_slot(prefix.encode())}
     assert {k[len(prefix):].split(":")[0] for k in found} <= {
         "secret", "conv", "log", "dedupe", "cust", "agents", "agent", "held", "free", "queue", "queues",
-        "tickets", "stamp", "timers", "inflight", "instances", "hb", "inst_agents", "claim", "dead"}
+        "tickets", "stamp", "timers", "inflight", "instances", "hb", "inst_agents", "claim", "dead",
+        "outbox", "outbox_retry", "outbox_tries"}
 
 
 def test_namespace_must_keep_its_hash_tag() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.errors import NotFound
 from gateway.model import Conversation, ConvState, MetaMerge, MetaPatch, Priority
-from gateway.store import Guard, HandoffRequest, Store, turn_timer
+from gateway.store import Guard, HandoffRequest, MemoryStore, OutboxStats, Store, turn_timer
 from tests.test_store_contract import (  # noqa: F401 - fixtures
     ONLINE,
     Env,
@@ -494,3 +494,150 @@ async def test_scan_conversations_walks_every_conversation_with_activity_since(e
 
 async def conv_at(s: Store, cid: str, created_at: float) -> None:
     await s.create_conversation(Conversation(cid, f"u-{cid}", created_at=created_at))
+
+
+# ------------------------------------------------------------------ the archive outbox
+
+
+async def _pttl(env: Env, key: str) -> int:
+    """Redis: the key's time to live in ms (-1: none, -2: no key)."""
+    return int(await env.store._call("PTTL", key))  # type: ignore[attr-defined]
+
+
+async def closed(s: Store, cid: str, customer: str = "") -> None:
+    await agent(s, "a", cap=50)
+    await conv(s, cid, customer)
+    await s.append(cid, msg("在吗"), client_id=f"m-{cid}")
+    assert await s.handoff(cid, req()) is not None
+    await s.close_conversation(cid, "resolved", by_agent="a")
+
+
+async def test_the_close_step_queues_the_conversation_for_the_archive(env: Env) -> None:
+    s = env.store
+    assert await s.outbox_stats() == OutboxStats(0, None)
+    t0 = time.time()
+    await closed(s, "o1")
+    await conv(s, "open1")  # an open conversation is not queued
+    stats = await s.outbox_stats()
+    assert stats.depth == 1 and stats.oldest_at is not None and t0 - 1 <= stats.oldest_at <= time.time() + 1
+    now = time.time() + 1
+    [e] = await s.claim_outbox(now, retry_s=10.0)
+    assert (e.conversation, e.version, e.claims, e.queued_at) == ("o1", 1, 1, stats.oldest_at)
+    assert await s.outbox_stats() == stats  # claimed is still in the outbox
+    other = await env.twin()
+    assert await other.claim_outbox(now + 9.9) == []  # hidden while claimed, from every instance
+    assert await s.archived("o1", 1, 3600.0)
+    assert await s.outbox_stats() == OutboxStats(0, None)
+    assert await other.claim_outbox(now + 1000) == []
+    assert not await s.archived("o1", 1, 3600.0)  # reported twice: nothing more
+
+
+async def test_a_claim_not_reported_archived_comes_back_with_growing_delays(env: Env) -> None:
+    s = env.store
+    await closed(s, "o2")
+    now = time.time() + 1
+    got: list[tuple[float, int]] = []
+    t = now
+    for _ in range(6):
+        [e] = await s.claim_outbox(t, retry_s=10.0, max_retry_s=60.0)
+        got.append((t - now, e.claims))
+        wait = min(60.0, 10.0 * 2 ** (e.claims - 1))
+        assert await s.claim_outbox(t + wait - 0.01, retry_s=10.0, max_retry_s=60.0) == []  # not yet
+        t += wait  # the instance that claimed it died, or the archive failed: it is due again now
+    assert got == [(0.0, 1), (10.0, 2), (30.0, 3), (70.0, 4), (130.0, 5), (190.0, 6)]  # 10, 20, 40, then 60 s
+    assert await s.archived("o2", 1, 3600.0)
+
+
+async def test_claims_are_oldest_first_and_limited(env: Env) -> None:
+    s = env.store
+    for i in range(5):
+        await closed(s, f"q{i}")
+    now = time.time() + 1
+    first = await s.claim_outbox(now, 2)
+    assert [e.conversation for e in first] == ["q0", "q1"]
+    assert [e.conversation for e in await s.claim_outbox(now, 10)] == ["q2", "q3", "q4"]  # past the hidden ones
+    assert await s.claim_outbox(now, 10) == []
+    assert (await s.outbox_stats()).oldest_at == first[0].queued_at
+
+
+async def test_archived_drops_the_hot_copy_after_keep_hot_s(env: Env) -> None:
+    s = env.store
+    await closed(s, "h1", "u-h")
+    await closed(s, "h0", "u-h0")
+    [e1, e0] = await s.claim_outbox(time.time() + 1)
+    # keep_hot_s 0: gone at once, with its log, client ids and its customer's pointer
+    assert await s.archived("h0", e0.version, 0.0)
+    assert await s.get_conversation("h0") is None and await s.read_log("h0") == []
+    assert await s.customer_conversation("u-h0") is None
+    # keep_hot_s: still there for reading, rating and resuming until then
+    assert await s.archived("h1", e1.version, 3600.0)
+    back = await s.get_conversation("h1")
+    assert back is not None and back.state is ConvState.CLOSED and len(await s.read_log("h1")) == 4
+    assert await s.customer_conversation("u-h") == "h1"
+    if isinstance(s, MemoryStore):
+        s.clock = lambda: time.time() + 3599.0
+        await s.claim_outbox(time.time())
+        assert await s.get_conversation("h1") is not None
+        s.clock = lambda: time.time() + 3601.0
+        await s.claim_outbox(time.time())  # the store's next outbox step drops what has gone cold
+        assert await s.get_conversation("h1") is None and await s.read_log("h1") == []
+        assert await s.customer_conversation("u-h") is None
+        assert "h1" not in s._logs and "h1" not in s._customer_conv.values()
+    else:
+        from gateway.store.keys import Keys
+
+        k = Keys(s.namespace)
+        for key in (k.conv("h1"), k.log("h1"), k.dedupe("h1"), k.customer("u-h")):
+            assert 3_590_000 < await _pttl(env, key) <= 3_600_000, key  # Redis' own expiry takes them
+
+
+async def test_a_newer_conversation_keeps_the_customers_pointer(env: Env) -> None:
+    s = env.store
+    await closed(s, "p1", "u-p")
+    await conv(s, "p2", "u-p")  # the customer came back
+    [e] = await s.claim_outbox(time.time() + 1)
+    assert await s.archived("p1", e.version, 0.0)
+    assert await s.customer_conversation("u-p") == "p2" and await s.get_conversation("p2") is not None
+
+
+async def test_rating_a_closed_conversation_queues_a_new_version_in_the_same_step(env: Env) -> None:
+    s = env.store
+    await closed(s, "r1")
+    now = time.time() + 1
+    [v1] = await s.claim_outbox(now)
+    assert v1.version == 1
+    assert await s.rate("r1", 5, "很好") == "a"
+    # due at once although version 1 is claimed, and it keeps its place (its oldest change)
+    [v2] = await s.claim_outbox(now)
+    assert (v2.version, v2.claims, v2.queued_at) == (2, 1, v1.queued_at)
+    assert not await s.archived("r1", 1, 0.0)  # the archive has version 1 only: the entry stays
+    assert (await s.outbox_stats()).depth == 1 and await s.get_conversation("r1") is not None
+    assert await s.archived("r1", 2, 3600.0)
+    assert (await s.outbox_stats()).depth == 0
+    # rated again while hot: queued again, and kept hot (no expiry) until the archive has it
+    await s.rate("r1", 4, "还行")
+    [v3] = await s.claim_outbox(now + 100)
+    assert v3.version == 3 and v3.queued_at > v1.queued_at
+    if isinstance(s, MemoryStore):
+        s.clock = lambda: time.time() + 7200.0
+        await s.claim_outbox(time.time())
+        assert await s.get_conversation("r1") is not None  # not dropped: the archive lacks version 3
+    else:
+        from gateway.store.keys import Keys
+
+        k = Keys(s.namespace)
+        assert [await _pttl(env, key) for key in (k.conv("r1"), k.log("r1"), k.dedupe("r1"))] == [-1, -1, -1]
+    assert await s.archived("r1", 3, 0.0)
+    assert await s.get_conversation("r1") is None
+
+
+async def test_rating_an_open_conversation_queues_nothing(env: Env) -> None:
+    s = env.store
+    await agent(s, "a")
+    await conv(s, "r2")
+    assert await s.handoff("r2", req()) is not None
+    await s.rate("r2", 5, "")
+    assert await s.outbox_stats() == OutboxStats(0, None)
+    await s.close_conversation("r2", "resolved", by_agent="a")
+    [e] = await s.claim_outbox(time.time() + 1)
+    assert e.version == 1  # the close's version carries the rating

@@ -142,6 +142,22 @@ class TransferResult:
     pulled: tuple[Placement, ...] = ()  # what the releasing agent pulled
 
 
+@dataclass(slots=True, frozen=True)
+class OutboxEntry:
+    """A conversation the archive does not have yet, as ``claim_outbox`` hands it out."""
+
+    conversation: str
+    version: int  # the record's version: 1 at the close, one more for each later change
+    queued_at: float  # when its oldest unarchived change was queued (Unix seconds)
+    claims: int  # claims of this version so far, this one included
+
+
+@dataclass(slots=True, frozen=True)
+class OutboxStats:
+    depth: int  # entries in the outbox (claimed or not)
+    oldest_at: float | None  # ``queued_at`` of the oldest entry (None: empty)
+
+
 class Store(abc.ABC):
     """Conversations, their logs, agents, queues, timers and the bus."""
 
@@ -437,3 +453,30 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest dead letters first, at most ``limit``, as they were added."""
+
+
+    # archive outbox (README "The outbox and hot data") ------------------
+    # ``close_conversation`` queues the conversation, in its own step; a step that changes a closed one
+    # (``rate``) queues a new version, in that step too, and keeps the hot copy until it is archived.
+    @abc.abstractmethod
+    async def claim_outbox(
+        self, now: float, limit: int = 100, *, retry_s: float = 10.0, max_retry_s: float = 60.0
+    ) -> list[OutboxEntry]:
+        """Claim up to ``limit`` due outbox entries (queued at or before ``now``), oldest first.
+
+        An entry stays in the outbox until ``archived``: a claim only hides it until
+        ``now + min(max_retry_s, retry_s * 2 ** (claims - 1))``, after which any caller claims it
+        again (its archiving failed, or the instance that claimed it died or stalled).
+        """
+
+    @abc.abstractmethod
+    async def archived(self, conversation: str, version: int, keep_hot_s: float) -> bool:
+        """The archive has ``version``: the entry leaves the outbox, in one step, and a closed
+        conversation's hot copy goes ``keep_hot_s`` later (memory: the conversation, its log and
+        client ids, its customer's pointer while it points there; Redis: those keys expire). A pending
+        case whose follow-up is not done stays. False (nothing changed) when the entry is not in the
+        outbox, or the conversation changed since (a newer version is queued)."""
+
+    @abc.abstractmethod
+    async def outbox_stats(self) -> OutboxStats:
+        """The outbox's depth and the queue time of its oldest entry (metrics)."""

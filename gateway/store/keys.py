@@ -33,6 +33,12 @@ Layout (``<p>`` is the prefix)::
     <p>inst_agents:<instance>  set      agents whose session lives on that instance
     <p>claim:<key>             string   claim_once value, expires with its TTL
     <p>dead                    list     dead letters (JSON), newest first, trimmed
+    <p>outbox                  zset     archive outbox: conversation, score when it was queued (its
+                                        oldest change the archive does not have yet); the version to
+                                        write is the conversation's ``arch_v`` field (absent: 1)
+    <p>outbox_retry            zset     claimed outbox entries: conversation, score when a claim not
+                                        reported ``archived`` may be claimed again (backoff)
+    <p>outbox_tries            hash     conversation -> claims of its current version so far
     <p>bus                     channel  pub/sub doorbell: JSON [topic, payload]
 """
 
@@ -45,6 +51,7 @@ SUFFIXES = {
     "timers": "timers", "instances": "instances", "bus": "bus", "dead": "dead", "claim": "claim:",
     "conv": "conv:", "log": "log:", "dedupe": "dedupe:", "cust": "cust:", "agent": "agent:", "held": "held:",
     "free": "free:", "queue": "queue:", "hb": "hb:", "inflight": "inflight:", "inst_agents": "inst_agents:",
+    "outbox": "outbox", "outbox_retry": "outbox_retry", "outbox_tries": "outbox_tries",
 }
 """The one spelling of every key suffix; the Lua scripts get them generated as ``K_<NAME>``."""
 
@@ -96,6 +103,18 @@ class Keys:
     @property
     def dead_letters(self) -> str:
         return self.prefix + _S["dead"]
+
+    @property
+    def outbox(self) -> str:
+        return self.prefix + _S["outbox"]
+
+    @property
+    def outbox_retry(self) -> str:
+        return self.prefix + _S["outbox_retry"]
+
+    @property
+    def outbox_tries(self) -> str:
+        return self.prefix + _S["outbox_tries"]
 
     def claim(self, key: str) -> str:
         return self.prefix + _S["claim"] + key

@@ -40,6 +40,7 @@ from gateway.store.base import (
     turn_timer,
 )
 from gateway.store.memory_extras import MemoryClaims, MemoryTimers
+from gateway.store.memory_outbox import MemoryOutbox
 from gateway.store.memory_reports import MemoryReports
 from gateway.store.memory_routing import MemoryRouting
 
@@ -52,10 +53,11 @@ class _Log:
         self.by_client: dict[str, Entry] = {}
 
 
-class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryClaims, Store):
+class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryOutbox, MemoryClaims, Store):
     def __init__(self, namespace: str = "default") -> None:
         MemoryTimers.__init__(self)
         MemoryClaims.__init__(self)
+        MemoryOutbox.__init__(self)
         self.namespace = namespace
         self._listener: BusListener | None = None
         self._secret = os.urandom(32)
@@ -127,6 +129,8 @@ class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryClaims, Stor
         if c is None or not c.had_agent:
             return ""
         c.rating, c.rating_comment = score, comment
+        if c.state is ConvState.CLOSED:
+            self._archive_again(conversation)  # the archive gets the rating: a new version
         return c.had_agent
 
     async def discard_unused(self, conversation: str) -> bool:
@@ -397,6 +401,7 @@ class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryClaims, Stor
         holder = c.agent if c.state is ConvState.ASSIGNED else ""
         c.state, c.agent, c.closed_at, c.close_reason = ConvState.CLOSED, "", time.time(), reason
         self._append(conversation, {"type": "closed", "reason": reason})
+        self._outbox_add(conversation)  # queued for the archive, in this step
         pulled: list[Placement] = []
         if holder:
             a = self._agents[holder]

@@ -1,5 +1,6 @@
 -- close_conversation: close, log "closed", release the holder and let it pull.
 -- @include "routing"
+-- @include "outbox"
 --
 -- KEYS[1] prefix   KEYS[2] conv:<conv>
 -- ARGV[1] conversation id, ARGV[2] reason, ARGV[3] by agent ("" = anyone may close)
@@ -39,6 +40,7 @@ local holder = ''
 if c[1] == 'assigned' then holder = c[2] end
 redis.call('HSET', ck, 'state', 'closed', 'agent', '', 'closed_at', now_str(), 'close_reason', reason)
 append_entry(conv, '{"type":"closed","reason":' .. cjson.encode(reason))
+outbox_add(conv)  -- queued for the archive (includes/outbox), in this step
 local pulled = {}
 if holder ~= '' then
   unhold(holder, conv)
