@@ -16,11 +16,14 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.errors import StoreUnavailable
+from gateway.records.errors import ArchiveUnavailable
+from gateway.records.open import open_archive
 from gateway.server.agent import agent_ws
 from gateway.server.connections import GuardedSite
 from gateway.server.context import Context
 from gateway.server.customer import customer_ws
 from gateway.server.http import add_routes, install_security
+from gateway.server.records_api import add_records_routes
 from gateway.server.reports_http import add_report_routes
 from gateway.service.botholder import BotHolder
 from gateway.service.conversations import ConversationService
@@ -72,12 +75,14 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
     bot = BotHolder(config.faq_path, config.bot)
     service = ConversationService(config, store, bot, instance)
     ctx = Context(config, store, service, hub, instance)
+    archive = ctx.archive = open_archive(config.archive.url)
     app = web.Application(client_max_size=1024 * 1024)
     app["ctx"] = ctx
     install_security(app)  # security headers on every response; [server] allowed_origins
     app.router.add_get("/ws/customer", customer_ws)
     app.router.add_get("/ws/agent", agent_ws)
     add_routes(app)
+    add_records_routes(app)  # /api/conversations, /api/conversations/{conv}
     add_report_routes(app)  # /api/reports, /reports, /static/vendor/
     from gateway.adapters import setup as setup_adapters
     from gateway.server.host import ServerHost
@@ -90,6 +95,10 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
         await bot.load()
         settle_heap()
         await store.start(hub.on_bus)
+        try:  # migrations run here; a database that is down is retried on its first use, chat goes on
+            await archive.start()
+        except ArchiveUnavailable as e:
+            log.error("event=archive_unavailable_at_start error=%s", e)
         await service.start()
         tasks.append(asyncio.create_task(timer_loop(ctx)))
         log.info("event=started instance=%s store=%s faq_entries=%d", instance, config.store_url, bot.faq_count)
@@ -103,6 +112,7 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await store.close()
+        await archive.close()
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.config import Config
+from gateway.records.archive import Archive
 from gateway.server.connections import Guard
 from gateway.service.conversations import ConversationService
 from gateway.service.delivery import Hub, Peer
@@ -21,6 +22,7 @@ class Context:
     instance: str
     peers: set[Peer] = field(default_factory=set)  # every open socket, for shutdown
     accepting: bool = True
+    archive: Archive | None = None  # [archive] url, opened by build_app (started with the app)
     # limits that outlive a connection (per conversation, per client address): one set per instance
     customer_limits: CustomerLimits = field(init=False)
     # TCP connection caps and the header deadline (``GuardedSite``)

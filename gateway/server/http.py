@@ -12,7 +12,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.bot.gaps import MAX_CLUSTERS
-from gateway.model import with_feedback
 from gateway.server.context import Context
 from gateway.service.gaps import GapLimits
 from gateway.service.metrics import METRICS
@@ -41,6 +40,24 @@ def require_agent_or_admin(request: web.Request) -> None:
     agent = ctx.config.agent(request.headers.get("X-Agent-Id", ""))
     if agent is None or not check_token_sha256(agent.token_sha256, token):
         raise web.HTTPUnauthorized(text='{"error":"unauthorized"}', content_type="application/json")
+
+
+def require_records_access(request: web.Request) -> str:
+    """The records API's callers (conversations, reviews, reports): the admin token, or a supervisor's agent
+    token with ``X-Agent-Id`` (``[[agents]] role = "supervisor"``). Returns who called: ``"admin"`` or the
+    supervisor's id. 401 without valid credentials, 403 for a plain agent's.
+    """
+    ctx: Context = request.app["ctx"]
+    token = _bearer(request)
+    if check_token_sha256(ctx.config.admin_token_sha256, token):
+        return "admin"
+    agent = ctx.config.agent(request.headers.get("X-Agent-Id", ""))
+    if agent is None or not check_token_sha256(agent.token_sha256, token):
+        raise web.HTTPUnauthorized(text='{"error":"unauthorized"}', content_type="application/json")
+    if agent.role != "supervisor":
+        raise web.HTTPForbidden(text='{"error":"forbidden","message":"supervisors only"}',
+                                content_type="application/json")
+    return agent.id
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -107,17 +124,6 @@ async def faq_gaps(request: web.Request) -> web.Response:
                                   f"(0, {GAPS_MAX_DAYS}] and limit an integer from 1 to 500"}, status=400)
     report = await ctx.service.faq_gaps(since_days, GapLimits(max_clusters=limit))
     return web.json_response(report)
-
-
-async def conversation(request: web.Request) -> web.Response:
-    require_admin(request)
-    ctx: Context = request.app["ctx"]
-    conv = await ctx.service.conversation(request.match_info["conv"])
-    if conv is None:
-        raise web.HTTPNotFound(text='{"error":"not_found"}', content_type="application/json")
-    body: dict[str, Any] = conv.to_dict()
-    body["messages"] = with_feedback(await ctx.service.read_log(conv.id, 0), conv.feedback)
-    return web.json_response(body)
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -220,7 +226,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/faq/reload", faq_reload)
     app.router.add_get("/api/faq/gaps", faq_gaps)
-    app.router.add_get("/api/conversations/{conv}", conversation)
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/console", _page("console.html"))
