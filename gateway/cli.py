@@ -1,4 +1,4 @@
-"""``gateway serve``, ``gateway faq eval`` and ``gateway faq gaps``."""
+"""``gateway serve``, ``gateway faq eval``, ``gateway faq gaps`` and ``gateway export``."""
 
 from __future__ import annotations
 
@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         return eval_main(argv[2:])
     if argv[:2] == ["faq", "gaps"]:
         return cmd_gaps(argv[2:])
+    if argv[:1] == ["export"]:
+        from gateway.records.export import main as export_main
+
+        return export_main(argv[1:], DEFAULT_CONFIG)
     p = argparse.ArgumentParser(prog="gateway", description="Chat-routing and FAQ-bot gateway")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="run the gateway")
@@ -233,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("faq", help="FAQ tools: gateway faq eval --faq FAQ CASES.jsonl [--json]; "
                                     "gateway faq gaps [--since DAYS] [--json] [--url URL --token TOKEN]")
     f.add_argument("action", choices=["eval", "gaps"])
+    sub.add_parser("export", help="archived conversations to stdout: gateway export --from DATE --to DATE "
+                                  "[--format jsonl|csv] [--config PATH]")
     args = p.parse_args(argv)
     if args.cmd == "serve":
         return cmd_serve(args)
