@@ -309,6 +309,24 @@ async def test_guards(env: Env) -> None:
     assert [e["seq"] for e in await s.read_log("c1")] == [1, 2, 3, 4, 5]
 
 
+async def test_the_first_agent_message_after_the_handoff_reports_its_wait(env: Env) -> None:
+    """What ``gateway_first_response_seconds`` observes, from the append step itself (no read)."""
+    s = env.store
+    await agent(s, "a1")
+    await conv(s, "c1", channel="douyin", meta={"queued_at": time.time() - 12.0})
+    await s.assign_or_enqueue("c1", "presale", NORMAL)
+    assert (await s.append("c1", msg("在吗"), guard=Guard(open=True))).first_response is None
+    first = (await s.append("c1", msg("您好", "agent"), guard=Guard(agent="a1"), client_id="x1")).first_response
+    assert first is not None and (first.channel, first.skill) == ("douyin", "presale")
+    assert 12.0 <= first.seconds < 30.0
+    again = await s.append("c1", msg("您好", "agent"), guard=Guard(agent="a1"), client_id="x1")
+    assert again.duplicate and again.first_response is None
+    assert (await s.append("c1", msg("还在吗", "agent"), guard=Guard(agent="a1"))).first_response is None
+    await conv(s, "c2")  # no hand-off time (assigned without a hand-off step): nothing to measure
+    await s.assign_or_enqueue("c2", "presale", NORMAL)
+    assert (await s.append("c2", msg("hi", "agent"), guard=Guard(agent="a1"))).first_response is None
+
+
 # ------------------------------------------------------------------ agents
 
 

@@ -299,6 +299,11 @@ class ConversationService(ConversationReads):
             raise NotAssigned(f"you do not hold {conversation}")
         if not res.duplicate:
             METRICS.agent_messages.inc()
+            first = res.first_response  # the first agent message after the hand-off (from the step: no read)
+            if first is not None:
+                METRICS.first_response.labels(first.channel, first.skill).observe(first.seconds)
+                if first.seconds > self.config.ack_target_s:
+                    METRICS.sla_breaches.labels(first.channel, first.skill).inc()
         return res
 
     async def agent_transfer(self, agent: str, conversation: str, skill: str = "", to_agent: str = "") -> None:

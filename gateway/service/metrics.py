@@ -25,6 +25,20 @@ class Metrics:
         self.sla_waiting_notices = Counter(
             "gateway_sla_waiting_notices_total", "Queued conversations past the ack target", registry=r
         )
+        # hand-off -> first agent message; the buckets hold the default [sla] ack_target_s (30)
+        self.first_response = Histogram(
+            "gateway_first_response_seconds", "Hand-off to the first agent message", ["channel", "skill"],
+            buckets=(5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0, 1800.0), registry=r,
+        )
+        self.sla_breaches = Counter(
+            "gateway_sla_breaches_total",
+            "Hand-offs without an agent message within [sla] ack_target_s, counted as the target passes",
+            ["channel", "skill"], registry=r,
+        )
+        self.follow_ups_due = Gauge(
+            "gateway_follow_ups_due", "Pending cases whose follow-up time has come, not done yet (at scrape)",
+            registry=r,
+        )
         self.turns_recovered = Counter(
             "gateway_turns_recovered_total", "Bot turns finished by a timer (their instance died or stalled)",
             registry=r,

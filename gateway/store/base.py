@@ -85,6 +85,17 @@ class AppendResult:
     duplicate: bool = False
     refused: bool = False  # the guard did not hold: nothing stored, ``entry`` is empty
     state: ConvState | None = None  # the conversation's state at the append (saves a read)
+    # an agent message that is the first after the hand-off (``guard.agent``): its hand-off to it, saves a read
+    first_response: FirstResponse | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class FirstResponse:
+    """The first agent message after a conversation's hand-off, as its append step saw it."""
+
+    seconds: float  # the message's ts less the hand-off's (``meta.queued_at``)
+    channel: str
+    skill: str
 
 
 @dataclass(slots=True, frozen=True)

@@ -25,6 +25,7 @@ from gateway.store.base import (
     AppendResult,
     BusListener,
     CloseResult,
+    FirstResponse,
     Guard,
     HandoffRequest,
     PendingTurn,
@@ -46,11 +47,12 @@ from gateway.store.memory_routing import MemoryRouting
 
 
 class _Log:
-    __slots__ = ("by_client", "entries")
+    __slots__ = ("by_client", "entries", "responded")
 
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.by_client: dict[str, Entry] = {}
+        self.responded = False  # an agent message followed the hand-off (the first response is past)
 
 
 class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryOutbox, MemoryClaims, Store):
@@ -200,7 +202,13 @@ class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryOutbox, Memo
             self._schedule(*timer)
         for key in cancel:
             self._cancel(key)
-        return AppendResult(stored, state=c.state)
+        fr = None
+        if guard is not None and guard.agent is not None and not log.responded:
+            queued = c.meta.get("queued_at")
+            if isinstance(queued, int | float):
+                log.responded = True
+                fr = FirstResponse(stored["ts"] - queued, c.channel, c.skill)
+        return AppendResult(stored, state=c.state, first_response=fr)
 
     async def pending_turn(self, conversation: str, seq: int) -> PendingTurn | None:
         pending = self._turns.get(conversation)

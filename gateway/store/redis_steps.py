@@ -15,7 +15,15 @@ import orjson
 from gateway.errors import NotAssigned, NotFound
 from gateway.model import Conversation, ConvState, Entry, MetaPatch, Priority
 from gateway.store import redis_codec as codec
-from gateway.store.base import AppendResult, CloseResult, Guard, HandoffRequest, PendingTurn, Placement
+from gateway.store.base import (
+    AppendResult,
+    CloseResult,
+    FirstResponse,
+    Guard,
+    HandoffRequest,
+    PendingTurn,
+    Placement,
+)
 from gateway.store.keys import Keys
 
 _UPDATABLE = ("customer_name", "meta", "rating", "rating_comment", "priority", "skill")
@@ -106,7 +114,11 @@ class ConversationSteps:
         )
         status = codec.text(res[0])
         if status == "ok":
-            return AppendResult(orjson.loads(res[1]), state=ConvState(codec.text(res[2])))
+            stored = orjson.loads(res[1])
+            first = None
+            if len(res) > 3:  # an agent's first message after the hand-off
+                first = FirstResponse(stored["ts"] - float(codec.text(res[3])), codec.text(res[4]), codec.text(res[5]))
+            return AppendResult(stored, state=ConvState(codec.text(res[2])), first_response=first)
         if status == "dup":
             return AppendResult(orjson.loads(res[1]), duplicate=True)
         if status == "refused":

@@ -13,7 +13,9 @@
 -- ARGV[12] "1": that customer is a VIP
 -- ARGV[13] the seq of the pending turn this entry finishes ("0" = none): refused unless pending
 -- ARGV[14] meta patch JSON ("" = none), ARGV[15..] timer keys to cancel
--- Returns {"ok", entry, state} | {"dup", first entry} | {"refused"} | {"not_found"}
+-- Returns {"ok", entry, state} | {"dup", first entry} | {"refused"} | {"not_found"}; an agent's message
+-- (ARGV[6] "1") that is the first after the hand-off: {"ok", entry, state, queued_at JSON, channel, skill}
+-- (field "fr" on the conversation: the seq of that first response)
 --
 -- Guarantees: a client id already seen returns the first entry and stores
 -- nothing, whatever the guard says; otherwise the guard (and the pending turn)
@@ -22,7 +24,7 @@
 -- in one step.
 local conv = ARGV[1]
 local ck = KEYS[2]
-local c = redis.call('HMGET', ck, 'state', 'agent')
+local c = redis.call('HMGET', ck, 'state', 'agent', 'fr', 'm:queued_at', 'channel', 'skill')
 if not c[1] then return {'not_found'} end
 local has_client, client = ARGV[3] == '1', ARGV[4]
 if has_client then
@@ -56,5 +58,9 @@ if ARGV[9] ~= '' then
 end
 for i = 15, #ARGV do
   redis.call('ZREM', P .. K_TIMERS, ARGV[i])
+end
+if ARGV[6] == '1' and not c[3] and c[4] then
+  redis.call('HSET', ck, 'fr', seq)
+  return {'ok', e, c[1], c[4], c[5] or 'web', c[6] or ''}
 end
 return {'ok', e, c[1]}
