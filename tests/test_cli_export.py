@@ -17,7 +17,7 @@ from gateway.records.open import open_archive
 from tests.records_contract import msg, rec
 from tests.support import ROOT, write_config
 
-DAY = 1_764_028_800.0  # 2025-11-25T00:00:00Z
+DAY = 1_764_000_000.0  # 2025-11-25T00:00:00+08:00 (China: the default --utc-offset)
 
 
 async def _fill(url: str) -> None:
@@ -38,13 +38,16 @@ def config(tmp_path: Path) -> Path:
 
 
 def test_jsonl_is_whole_records_oldest_first_of_the_days(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["export", "--config", str(config), "--from", "2025-11-25", "--to", "2025-11-25"]) == 0
+    assert main(["export", "--config", str(config), "--from", "2025-11-25", "--to", "2025-11-26"]) == 0
     out, err = capsys.readouterr()
     lines = [json.loads(line) for line in out.splitlines()]
-    assert [r["id"] for r in lines] == ["c-1", "c-2", "c-3"]  # the whole UTC day, nothing either side
+    assert [r["id"] for r in lines] == ["c-1", "c-2", "c-3"]  # the day in China, nothing either side
     assert lines[1]["agents"] == ["a1", "a2"] and lines[1]["customer_name"] == "张三"
     assert [m["text"] for m in lines[0]["messages"]] == ["第1个问题", "好的"]
     assert "3 conversations" in err
+    assert main(["export", "--config", str(config), "--from", "2025-11-25", "--to", "2025-11-26",
+                 "--utc-offset", "0"]) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == ["c-3", "c-4"]
 
 
 def test_csv_rows_and_unix_second_bounds(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,16 +68,18 @@ def test_empty_range_and_errors(config: Path, tmp_path: Path, capsys: pytest.Cap
         main(["export", "--config", str(config), "--from", "someday", "--to", "2025-11-25"])
     assert e.value.code == 2
     with pytest.raises(SystemExit):
+        main(["export", "--config", str(config), "--from", "2025-11-25", "--to", "2025-11-26", "--utc-offset", "x"])
+    with pytest.raises(SystemExit):
         main(["export", "--config", str(config), "--from", "2025-11-25", "--to", "2025-11-01"])
     missing = write_config(tmp_path, {"archive": {"url": "sqlite:///nowhere/a.sqlite3"}})
-    assert main(["export", "--config", str(missing), "--from", "2025-11-25", "--to", "2025-11-25"]) == 1
+    assert main(["export", "--config", str(missing), "--from", "2025-11-25", "--to", "2025-11-26"]) == 1
     assert "no archive at" in capsys.readouterr().err
     bad = write_config(tmp_path, {"archive": {"url": "mysql://x"}})
-    assert main(["export", "--config", str(bad), "--from", "2025-11-25", "--to", "2025-11-25"]) == 2
+    assert main(["export", "--config", str(bad), "--from", "2025-11-25", "--to", "2025-11-26"]) == 2
     assert "archive.url" in capsys.readouterr().err
 
 
 def test_the_installed_command(config: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "gateway", "export", "--config", str(config), "--from", "2025-11-24",
-                          "--to", "2025-11-26"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+                          "--to", "2025-11-27"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
     assert [json.loads(line)["id"] for line in out.stdout.splitlines()] == ["c-0", "c-1", "c-2", "c-3", "c-4"]

@@ -83,8 +83,11 @@ async def test_filters_cursor_and_q(app: Any) -> None:
     assert await ids(app, rating_max=2) == ["c-2"]
     assert await ids(app, **{"from": str(T0 + 2)}) == ["c-3", "c-2"]
     assert await ids(app, to=str(T0 + 2)) == ["c-1"]
-    assert await ids(app, **{"from": "2025-11-24", "to": "2025-11-24"}) == ["c-3", "c-2", "c-1"]  # the whole day
-    assert await ids(app, to="2025-11-23") == []
+    # bare dates are days in China (T0 is 2025-11-25 00:00 there); to is not included
+    assert await ids(app, **{"from": "2025-11-25", "to": "2025-11-26"}) == ["c-3", "c-2", "c-1"]
+    assert await ids(app, to="2025-11-25") == []
+    assert await ids(app, **{"from": "2025-11-24", "to": "2025-11-25", "utc_offset_h": "0"}) == ["c-3", "c-2", "c-1"]
+    assert await ids(app, **{"from": "2025-11-25T00:00:02+08:00"}) == ["c-3", "c-2"]
     assert await ids(app, q="退款") == ["c-2"]
     assert await ids(app, q="发货") == ["c-1"]
     assert await ids(app, q="物流", customer="u-1") == ["c-3"]
@@ -103,6 +106,8 @@ async def test_filters_cursor_and_q(app: Any) -> None:
     ({"to": "2025-13-01"}, "to"),
     ({"from": "2025-11-24", "to": "2025-11-01"}, "to"),
     ({"resolution": "done"}, "resolution"),
+    ({"utc_offset_h": "15"}, "utc_offset_h"),
+    ({"utc_offset_h": "nan"}, "utc_offset_h"),
     ({"cursor": "bm90IGEgY3Vyc29y"}, "cursor"),
     ({"q": "，。！？"}, "q"),
     ({"q": "x" * 201}, "q"),

@@ -3,7 +3,8 @@
 Reads the archive of ``[archive] url`` directly (no running gateway needed), oldest first.
 ``jsonl``: one whole record per line (every field and the whole log). ``csv``: one row per conversation,
 the search API's fields flattened, no log (``agents`` and ``orders`` joined with ``;``). Dates are
-``YYYY-MM-DD`` (UTC; ``--to`` takes in that whole day) or Unix seconds.
+``YYYY-MM-DD`` (midnight in China, UTC+8, unless ``--utc-offset``), ISO 8601 times or Unix seconds;
+``--to`` is not included: ``--from 2026-11-01 --to 2026-12-01`` is November, as in ``gateway report``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gateway.errors import ConfigError
 from gateway.records.errors import ArchiveUnavailable
 from gateway.records.model import Record
 from gateway.records.open import open_archive
-from gateway.records.query import BadParameter, parse_time
+from gateway.records.query import BadParameter, parse_offset, parse_time
 
 CSV_COLUMNS = ("id", "customer_id", "customer_name", "channel", "shop", "skill", "priority", "agents",
                "created_at", "handoff_at", "first_response_s", "closed_at", "close_reason", "resolution",
@@ -70,37 +71,32 @@ async def export(url: str, from_ts: float, to_ts: float, fmt: str, out: TextIO) 
         await archive.close()
 
 
-def _time(end: bool) -> Any:
-    def parse(text: str) -> float:
-        try:
-            return parse_time(text, "--to" if end else "--from", end=end)
-        except BadParameter as e:
-            raise argparse.ArgumentTypeError(e.message) from None
-
-    return parse
-
-
 def main(argv: list[str], default_config: str = "configs/gateway.toml") -> int:
     p = argparse.ArgumentParser(
         prog="gateway export",
         description="Write the archived conversations created in [--from, --to) to stdout, oldest first.")
     p.add_argument("--config", default=default_config, help=f"TOML config (default {default_config})")
-    p.add_argument("--from", dest="from_ts", type=_time(False), required=True, metavar="DATE",
-                   help="YYYY-MM-DD (UTC) or Unix seconds")
-    p.add_argument("--to", dest="to_ts", type=_time(True), required=True, metavar="DATE",
-                   help="YYYY-MM-DD (that whole day, UTC) or Unix seconds (exclusive)")
+    p.add_argument("--from", dest="from_", required=True, metavar="DATE",
+                   help="first day, YYYY-MM-DD (midnight at --utc-offset), an ISO date-time or Unix seconds")
+    p.add_argument("--to", required=True, metavar="DATE", help="end, not included (as --from)")
+    p.add_argument("--utc-offset", default="8", metavar="HOURS", help="the days' time zone (default 8: China)")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                    help="jsonl: whole records with their logs (default); csv: one row per conversation")
     p.add_argument("--archive", help="archive URL (overrides [archive] url)")
     args = p.parse_args(argv)
-    if args.to_ts < args.from_ts:
+    try:
+        offset = parse_offset(args.utc_offset, "--utc-offset")
+        from_ts, to_ts = parse_time(args.from_, "--from", offset), parse_time(args.to, "--to", offset)
+    except BadParameter as e:
+        p.error(str(e))
+    if to_ts < from_ts:
         p.error("--to must not be before --from")
     try:
         url = args.archive or load_config(args.config).archive.url
         if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
             print(f"gateway export: no archive at {url[len('sqlite:///'):]} (nothing archived yet?)", file=sys.stderr)
             return 1
-        n = asyncio.run(export(url, args.from_ts, args.to_ts, args.format, sys.stdout))
+        n = asyncio.run(export(url, from_ts, to_ts, args.format, sys.stdout))
     except ConfigError as e:
         print(f"gateway: bad config: {e}", file=sys.stderr)
         return 2

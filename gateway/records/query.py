@@ -21,9 +21,11 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_TEXT = 200  # characters of a text parameter
 MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z
+DEFAULT_UTC_OFFSET_H = 8.0  # bare dates are days in China (UTC+8), as in gateway report and /api/reports
+MAX_OFFSET_H = 14.0
 
 TEXT_PARAMS = ("customer", "agent", "order", "channel", "skill", "category", "q")
-PARAMS = (*TEXT_PARAMS, "resolution", "rating_max", "from", "to", "limit", "cursor")
+PARAMS = (*TEXT_PARAMS, "resolution", "rating_max", "from", "to", "utc_offset_h", "limit", "cursor")
 
 
 class BadParameter(ValueError):
@@ -58,11 +60,10 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     return float(value[0]), value[1]
 
 
-def parse_time(text: str, name: str, *, end: bool = False) -> float:
-    """Unix seconds, ``YYYY-MM-DD`` (UTC) or an ISO 8601 time (with an offset, or UTC without one).
-
-    With ``end`` (the ``to`` bound, exclusive) a bare date means the end of that day: ``to=2026-11-30``
-    takes in all of November 30.
+def parse_time(text: str, name: str, utc_offset_h: float = DEFAULT_UTC_OFFSET_H) -> float:
+    """Unix seconds, ``YYYY-MM-DD`` (midnight at ``utc_offset_h``: China by default, as ``gateway report``)
+    or an ISO 8601 time (without a zone: at ``utc_offset_h``). A ``to`` bound is exclusive: ``from=2026-11-01
+    &to=2026-12-01`` is November.
     """
     t = text.strip()
     if not t:
@@ -76,18 +77,23 @@ def parse_time(text: str, name: str, *, end: bool = False) -> float:
             raise BadParameter(name, f"Unix seconds must be between 0 and {MAX_TS:.0f}")
         return value
     try:
-        if len(t) == 10:
-            day = dt.date.fromisoformat(t)
-            when = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-            if end:
-                when += dt.timedelta(days=1)
-        else:
-            when = dt.datetime.fromisoformat(t)
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=dt.UTC)
-        return min(when.timestamp(), MAX_TS)
+        when = dt.datetime.fromisoformat(t)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone(dt.timedelta(hours=utc_offset_h)))
+        return min(max(when.timestamp(), 0.0), MAX_TS)
     except (ValueError, OverflowError):
         raise BadParameter(name, "must be Unix seconds, YYYY-MM-DD or an ISO 8601 time") from None
+
+
+def parse_offset(text: str, name: str) -> float:
+    """Hours east of UTC, within ±14."""
+    try:
+        v = float(text.strip())
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or abs(v) > MAX_OFFSET_H:
+        raise BadParameter(name, f"must be a number of hours from -{MAX_OFFSET_H:g} to {MAX_OFFSET_H:g}")
+    return v
 
 
 def _int(text: str, name: str, lo: int, hi: int) -> int:
@@ -124,8 +130,9 @@ def parse_search(query: Mapping[str, str], repeated: Mapping[str, int] | None = 
     if resolution and resolution not in RESOLUTIONS:
         raise BadParameter("resolution", f"must be one of {', '.join(RESOLUTIONS)}")
     rating_max = _int(query["rating_max"], "rating_max", 1, 5) if "rating_max" in query else None
-    from_ts = parse_time(query["from"], "from") if "from" in query else None
-    to_ts = parse_time(query["to"], "to", end=True) if "to" in query else None
+    offset = parse_offset(query["utc_offset_h"], "utc_offset_h") if "utc_offset_h" in query else DEFAULT_UTC_OFFSET_H
+    from_ts = parse_time(query["from"], "from", offset) if "from" in query else None
+    to_ts = parse_time(query["to"], "to", offset) if "to" in query else None
     if from_ts is not None and to_ts is not None and to_ts < from_ts:
         raise BadParameter("to", "must not be before from")
     limit = _int(query["limit"], "limit", 1, MAX_LIMIT) if "limit" in query else DEFAULT_LIMIT
