@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         return eval_main(argv[2:])
     if argv[:2] == ["faq", "gaps"]:
         return cmd_gaps(argv[2:])
+    if argv[:1] == ["report"]:
+        from gateway.records.report_cli import main as report_main
+
+        return report_main(argv[1:])
     if argv[:1] == ["export"]:
         from gateway.records.export import main as export_main
 
@@ -237,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("faq", help="FAQ tools: gateway faq eval --faq FAQ CASES.jsonl [--json]; "
                                     "gateway faq gaps [--since DAYS] [--json] [--url URL --token TOKEN]")
     f.add_argument("action", choices=["eval", "gaps"])
+    sub.add_parser("report", help="service figures of a period from the archive: gateway report --from DATE "
+                                  "--to DATE [--by agent|skill|channel|day|category] [--format table|json|csv]")
     sub.add_parser("export", help="archived conversations to stdout: gateway export --from DATE --to DATE "
                                   "[--format jsonl|csv] [--config PATH]")
     args = p.parse_args(argv)

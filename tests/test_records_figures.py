@@ -49,7 +49,7 @@ def unanswered(rid: str, customer: str, at: float, waited: float) -> Record:
 
 H1 = person("H1", "c7", D + 9 * H, skill="presale", agents=("a1",), fr=10, handle=480, resolution="resolved",
             rating=5, responses=(10, 20, 30), category="logistics")
-H2 = person("H2", "c8", D + 10 * H, skill="presale", agents=("a1",), fr=25, handle=300, resolution="resolved",
+H2 = person("H2", "c8", D + 23 * H + 600, skill="presale", agents=("a1",), fr=25, handle=300, resolution="resolved",
             rating=4, responses=(25, 15), category="other")
 H3 = person("H3", "c9", D + 11 * H, skill="aftersale", agents=("a2",), fr=40, handle=200, resolution="resolved",
             rating=2, responses=(40,), category="quality")
@@ -77,8 +77,8 @@ DAY = [
 ]
 OUTSIDE = [
     bot("OLD-1", "c15", D - H),  # the day before: not in the period
-    Record(id="R2", customer_id="c8", created_at=D + 26 * H, closed_at=D + 26 * H + 60, bot_only=True,
-           reopened_from="H2"),  # the next day (read for the look-ahead): reopens H2
+    Record(id="R2", customer_id="c8", created_at=D + 24 * H + 300, closed_at=D + 24 * H + 360, bot_only=True,
+           reopened_from="H2"),  # 00:05 the next day (read for the look-ahead): reopens H2, closed at 23:16
 ]
 
 

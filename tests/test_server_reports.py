@@ -15,6 +15,7 @@ from gateway.records.reports import DEFAULT_REOPEN_S
 from gateway.server import reports_http
 from tests import test_records_figures as day
 from tests.conftest import RunningApp
+from tests.e2e import agents_cfg
 from tests.test_pages_browser import ADMIN_TOKEN
 
 AppFactory = Callable[..., Awaitable[RunningApp]]
@@ -90,14 +91,15 @@ async def test_bad_parameters_are_400(gateway_app: AppFactory, archive: ListArch
 
 
 async def test_who_may_read_reports(gateway_app: AppFactory, archive: ListArchive) -> None:
-    gw = await gateway_app()
+    """The admin token, or a supervisor's id and token; not a plain agent's (403), nobody else (401)."""
+    gw = await gateway_app({"agents": [*agents_cfg(("p1", ["presale"], 5)),
+                                       {**agents_cfg(("s1", ["presale"], 5))[0], "role": "supervisor"}]})
     url = gw.http_url + "/api/reports"
     assert (await _get(url, None, DAY_QUERY))[0] == 401
     assert (await _get(url, {"Authorization": "Bearer wrong"}, DAY_QUERY))[0] == 401
-    # an agent's own token is not enough
-    agent = gw.config.agents[0]
-    status, _, _ = await _get(url, {"Authorization": "Bearer demo-" + agent.id, "X-Agent-Id": agent.id}, DAY_QUERY)
-    assert status == 401
+    assert (await _get(url, {"Authorization": "Bearer tok-p1", "X-Agent-Id": "p1"}, DAY_QUERY))[0] == 403
+    assert (await _get(url, {"Authorization": "Bearer tok-p1", "X-Agent-Id": "s1"}, DAY_QUERY))[0] == 401
+    assert (await _get(url, {"Authorization": "Bearer tok-s1", "X-Agent-Id": "s1"}, DAY_QUERY))[0] == 200
     assert (await _get(url, ADMIN, DAY_QUERY))[0] == 200
 
 

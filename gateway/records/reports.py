@@ -18,10 +18,10 @@ MAX_OFFSET_H = 14.0
 
 
 def config_reopen_s(config: Config) -> float:
-    """The reopen window of the config (``[records] reopen_s`` when the config has it), else the default."""
+    """The reopen window of the config (``[records] reopen_s`` when the config has it; 0: never), else the default."""
     records = getattr(config, "records", None)
     value = getattr(records, "reopen_s", None)
-    return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_REOPEN_S
+    return float(value) if isinstance(value, int | float) and value >= 0 else DEFAULT_REOPEN_S
 
 
 async def read_report(archive: Archive, options: ReportOptions) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.records.archive import Archive
 from gateway.records.reports import config_reopen_s, options_from_query, read_report
 from gateway.server.context import Context
-from gateway.server.http import STATIC, require_admin
+from gateway.server.http import STATIC, require_records_access
 
 log = logging.getLogger("gateway.reports")
 
@@ -22,8 +22,7 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 
 
 def archive_of(ctx: Context) -> Archive | None:
-    archive: Archive | None = getattr(ctx, "archive", None)
-    return archive
+    return ctx.archive
 
 
 def _error(status: int, error: str, message: str) -> web.Response:
@@ -31,8 +30,9 @@ def _error(status: int, error: str, message: str) -> web.Response:
 
 
 async def reports(request: web.Request) -> web.Response:
-    """``GET /api/reports?from=2026-11-01&to=2026-12-01[&by=day][&utc_offset_h=8]``."""
-    require_admin(request)
+    """``GET /api/reports?from=2026-11-01&to=2026-12-01[&by=day][&utc_offset_h=8]``: the admin token or a
+    supervisor's (``require_records_access``)."""
+    require_records_access(request)
     ctx: Context = request.app["ctx"]
     try:
         options = options_from_query(request.query, target_s=ctx.config.ack_target_s, reopen_s=config_reopen_s(ctx.config),
