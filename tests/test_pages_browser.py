@@ -804,3 +804,64 @@ def test_screenshots_desktop_and_phone(gateway: Any, tabs: Callable[..., Tab]) -
     shoot(console, "console-list-phone.png")
     for tab in (cust, *consoles.values()):
         tab.assert_clean()
+
+
+# ------------------------------------------------------------------ /reports
+
+# Counted in the page before its own scripts run: a Content-Security-Policy violation would land here.
+COUNT_CSP = "window.__csp = []; document.addEventListener('securitypolicyviolation', " \
+            "(e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+
+
+def test_reports_page_draws_its_charts(gateway_proc: Callable[..., Any], tabs: Callable[..., Tab],
+                                       tmp_path: Path) -> None:
+    from tests.report_sample import MONTH_FROM, MONTH_TO, fill_archive, month_of_records
+
+    url = f"sqlite:///{tmp_path / 'reports.sqlite3'}"
+    records = month_of_records()
+    fill_archive(url, records)
+    gw = gateway_proc({"archive": {"url": url}})
+    tab = tabs()
+    page = tab.page
+    page.add_init_script(COUNT_CSP)
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.goto(gw.http_url + "/reports")
+    page.fill("input[name=token]", "wrong")
+    page.click(".signin-card button[type=submit]")
+    expect(page.locator(".signin-error")).to_contain_text("令牌错误")
+    console_errors.clear()  # the browser logs the refused request (401) as an error: expected here
+    page.fill("input[name=token]", ADMIN_TOKEN)
+    page.click(".signin-card button[type=submit]")
+    page.fill("input[name=from]", MONTH_FROM)
+    page.fill("input[name=to]", MONTH_TO)
+    page.select_option("select[name=by]", "agent")
+    page.click(".period button[type=submit]")
+    page.wait_for_selector("body[data-state=ready]")
+    for name in ("volume", "first-response", "sla", "satisfaction"):
+        chart = page.locator(f'.chart[data-chart="{name}"]')
+        expect(chart).to_have_attribute("data-drawn", "1")
+        painted = page.evaluate(
+            """(name) => {
+                 const c = document.querySelector(`.chart[data-chart="${name}"] canvas`);
+                 const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                 let n = 0;
+                 for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n += 1;
+                 return n;
+               }""", name)
+        assert painted > 1000, (name, painted)  # axes, bars and lines on the canvas
+    report = admin_get(gw.http_url, f"/api/reports?from={MONTH_FROM}&to={MONTH_TO}&by=agent")
+    cards = page.locator(".cards .card .v").all_inner_texts()
+    assert cards[0] == str(report["totals"]["conversations"]) == str(len(records))
+    assert page.locator(".group-table tbody tr").count() == len(report["rows"]) + 1  # and the total
+    assert page.locator(".group-table tbody tr").first.get_attribute("data-key") == "a1"
+    assert page.evaluate("() => window.__csp") == []
+    assert console_errors == []
+    assert tab.loaded("vendor/uPlot.iife.min.js") and not any("cdn" in u for u in tab.requests)
+    tab.assert_clean()
+    page.set_viewport_size({"width": 1280, "height": 1280})  # the whole page: cards, four charts, the table
+    page.wait_for_timeout(400)
+    shoot(page, "reports.png")
+    page.set_viewport_size(PHONE)
+    page.wait_for_timeout(400)  # the charts follow the width
+    assert no_horizontal_scroll(page)

@@ -93,7 +93,7 @@ function plotWidth(box) {
 }
 
 /** Categorical x (0..n-1 shown as labels); each series: {label, values, color, bars?, format?, scale?}. */
-function drawChart(name, labels, series, { yRange, yFormat } = {}) {
+function drawChart(name, labels, series, { xLabel = '', yRange, yFormat } = {}) {
   const figure = document.querySelector(`.chart[data-chart="${name}"]`);
   const box = figure.querySelector('.plot');
   const old = plots.get(name);
@@ -117,7 +117,7 @@ function drawChart(name, labels, series, { yRange, yFormat } = {}) {
     legend: { show: true },
     cursor: { points: { show: false } },
     series: [
-      { label: '', value: (u, v) => (v === null || labels[v] === undefined ? '' : labels[v]) },
+      { label: xLabel, value: (u, v) => (v === null || labels[v] === undefined ? '—' : labels[v]) },
       ...series.map((s) => ({
         label: s.label,
         stroke: s.color,
@@ -140,21 +140,21 @@ function drawCharts(report) {
   drawChart('volume', dayLabels, [
     { label: '会话', values: days.map((r) => r.conversations), color: BLUE, bars: true },
     { label: '转人工', values: days.map((r) => r.handoffs), color: ORANGE },
-  ]);
+  ], { xLabel: '日期' });
   const fr = report.totals.first_response;
   drawChart('first-response', fr.histogram.map((b) => bucketLabel(b.le)), [
     { label: '会话数', values: fr.histogram.map((b) => b.count), color: BLUE, bars: true },
-  ]);
+  ], { xLabel: '首次响应' });
   drawChart('sla', dayLabels, [
     { label: `${report.target_s}秒内首次响应`,
       values: days.map((r) => (r.first_response.within_target_share === null ? null
         : Math.round(r.first_response.within_target_share * 1000) / 10)),
       color: GREEN },
-  ], { yRange: () => [0, 100], yFormat: (v) => `${v}%` });
+  ], { xLabel: '日期', yRange: () => [0, 100], yFormat: (v) => `${v}%` });
   const sat = report.totals.satisfaction;
   drawChart('satisfaction', ['1星', '2星', '3星', '4星', '5星'], [
     { label: '评价数', values: ['1', '2', '3', '4', '5'].map((k) => sat.distribution[k]), color: GOLD, bars: true },
-  ]);
+  ], { xLabel: '评分' });
 }
 
 // -- cards and table ------------------------------------------------------------------------
