@@ -209,11 +209,13 @@ def parse_day(text: str, utc_offset_h: float = 8.0) -> float:
     """``2026-11-01`` (midnight at the offset) or an ISO date-time (without a zone: at the offset) -> epoch s."""
     try:
         dt = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"not a date (YYYY-MM-DD) or ISO date-time: {text!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone(timedelta(hours=utc_offset_h)))
-    return dt.astimezone(UTC).timestamp()
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone(timedelta(hours=utc_offset_h)))
+        ts = dt.astimezone(UTC).timestamp()
+        datetime.fromtimestamp(ts, timezone(timedelta(hours=utc_offset_h)))  # printable at the offset too
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"not a date (YYYY-MM-DD) or ISO date-time: {text[:40]!r}") from None
+    return ts
 
 
 def check_period(from_ts: float, to_ts: float) -> None:
