@@ -57,5 +57,5 @@ async def test_first_response_observed_once_per_handoff_and_late_ones_are_breach
     async with aiohttp.ClientSession() as s, s.get(gw.http_url + "/metrics") as r:
         text = await r.text()
     assert 'gateway_first_response_seconds_bucket{channel="web",le="30.0",skill="presale"}' in text
-    assert "gateway_sla_breaches_total" in text and "gateway_follow_ups_due" in text
+    assert "gateway_sla_breaches_total" in text
     await ag.close()

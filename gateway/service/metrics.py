@@ -35,10 +35,6 @@ class Metrics:
             "Hand-offs without an agent message within [sla] ack_target_s, counted as the target passes",
             ["channel", "skill"], registry=r,
         )
-        self.follow_ups_due = Gauge(
-            "gateway_follow_ups_due", "Pending cases whose follow-up time has come, not done yet (at scrape)",
-            registry=r,
-        )
         self.turns_recovered = Counter(
             "gateway_turns_recovered_total", "Bot turns finished by a timer (their instance died or stalled)",
             registry=r,
