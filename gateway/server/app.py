@@ -25,6 +25,7 @@ from gateway.server.customer import customer_ws
 from gateway.server.http import add_routes, install_security
 from gateway.server.records_api import add_records_routes
 from gateway.server.reports_http import add_report_routes
+from gateway.service.archiver import Archiver, ArchiverSettings
 from gateway.service.botholder import BotHolder
 from gateway.service.conversations import ConversationService
 from gateway.service.delivery import Hub
@@ -76,6 +77,7 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
     service = ConversationService(config, store, bot, instance)
     ctx = Context(config, store, service, hub, instance)
     archive = ctx.archive = open_archive(config.archive.url)
+    archiver = ctx.archiver = Archiver(store, archive, ArchiverSettings(keep_hot_s=config.archive.keep_hot_s))
     app = web.Application(client_max_size=1024 * 1024)
     app["ctx"] = ctx
     install_security(app)  # security headers on every response; [server] allowed_origins
@@ -101,6 +103,7 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
             log.error("event=archive_unavailable_at_start error=%s", e)
         await service.start()
         tasks.append(asyncio.create_task(timer_loop(ctx)))
+        tasks.append(asyncio.create_task(archiver.run()))  # the archive outbox, drained by every instance
         log.info("event=started instance=%s store=%s faq_entries=%d", instance, config.store_url, bot.faq_count)
 
     async def on_shutdown(app: web.Application) -> None:

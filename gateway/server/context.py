@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from gateway.config import Config
 from gateway.records.archive import Archive
 from gateway.server.connections import Guard
+from gateway.service.archiver import Archiver
 from gateway.service.conversations import ConversationService
 from gateway.service.delivery import Hub, Peer
 from gateway.service.ratelimit import CustomerLimits
@@ -23,6 +24,7 @@ class Context:
     peers: set[Peer] = field(default_factory=set)  # every open socket, for shutdown
     accepting: bool = True
     archive: Archive | None = None  # [archive] url, opened by build_app (started with the app)
+    archiver: Archiver | None = None  # drains the store's archive outbox into ``archive`` (a task of the app)
     # limits that outlive a connection (per conversation, per client address): one set per instance
     customer_limits: CustomerLimits = field(init=False)
     # TCP connection caps and the header deadline (``GuardedSite``)

@@ -92,6 +92,9 @@ async def metrics(request: web.Request) -> web.Response:
         for skill, n in lengths.items():
             METRICS.queue_length.labels(skill).set(n)
             METRICS.unserved_queue_length.labels(skill).set(unserved.get(skill, 0))
+        depth, lag = await ctx.service.archive_outbox()  # the archive outbox, at scrape time too
+        METRICS.archive_outbox_depth.set(depth)
+        METRICS.archive_outbox_lag.set(lag)
     except Exception as e:  # the store is down: the counters still go out
         log.warning("event=metrics_queues_unavailable error=%r", e)
     return web.Response(body=generate_latest(METRICS.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -64,6 +64,20 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0), registry=r,
         )
         self.store_unavailable = Counter("gateway_store_unavailable_total", "Store calls that failed", registry=r)
+        self.archive_writes = Counter(
+            "gateway_archive_writes_total",
+            "Archive record writes by the archiver: ok, error (retried later), skipped (gone or open again)",
+            ["result"], registry=r,
+        )
+        self.archive_outbox_depth = Gauge(
+            "gateway_archive_outbox_depth", "Conversations waiting for the archive (the store's outbox, at scrape)",
+            registry=r,
+        )
+        self.archive_outbox_lag = Gauge(
+            "gateway_archive_outbox_lag_seconds",
+            "How long the oldest conversation waiting for the archive has waited (at scrape; 0: none waits)",
+            registry=r,
+        )
         # Children resolved once: labels() costs a lock and a dict lookup on every message.
         self.customer_messages = self.messages.labels("customer")
         self.agent_messages = self.messages.labels("agent")

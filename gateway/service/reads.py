@@ -6,6 +6,7 @@ way into conversations and the server never touches the store.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from gateway.config import Config
@@ -49,6 +50,12 @@ class ConversationReads:
 
     async def ready(self) -> bool:
         return await self.store.ping()
+
+    async def archive_outbox(self, now: float | None = None) -> tuple[int, float]:
+        """The archive outbox's depth, and how long its oldest entry has waited (0 when none): metrics."""
+        stats = await self.store.outbox_stats()
+        lag = 0.0 if stats.oldest_at is None else max(0.0, (now or time.time()) - stats.oldest_at)
+        return stats.depth, lag
 
     async def unserved_queues(self, lengths: dict[str, int] | None = None) -> dict[str, int]:
         """Waiting conversations per skill that no configured agent has (they need a person's attention).
