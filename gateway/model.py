@@ -113,6 +113,14 @@ class Conversation:
     rating_comment: str = ""
     meta: dict[str, Any] = field(default_factory=dict)  # order numbers, handoff reason, platform keys
     feedback: dict[int, bool] = field(default_factory=dict)  # bot message seq -> the customer found it helpful
+    # the agent's close (README "Customer history, follow-ups, reopening and reviews"); 0.0 / "": none
+    resolution: str = ""  # resolved | unresolved | pending (set by an agent's close only)
+    category: str = ""  # quality | logistics | usage | service | other, or [records] categories
+    follow_up_at: float = 0.0  # pending: when the agent promised to come back (Unix seconds)
+    follow_up_note: str = ""  # pending: the agent's note
+    follow_up_done_at: float = 0.0  # when the owner ended the pending case (closed it resolved / unresolved)
+    reopened_from: str = ""  # the customer's earlier conversation this one reopens
+    prefer_agent: str = ""  # offered first to this agent at hand-off, when online with room (a reopen's previous agent)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +141,13 @@ class Conversation:
             "rating_comment": self.rating_comment,
             "meta": self.meta,
             "feedback": {str(seq): v for seq, v in self.feedback.items()},  # JSON keys are strings
+            "resolution": self.resolution,
+            "category": self.category,
+            "follow_up_at": self.follow_up_at,
+            "follow_up_note": self.follow_up_note,
+            "follow_up_done_at": self.follow_up_done_at,
+            "reopened_from": self.reopened_from,
+            "prefer_agent": self.prefer_agent,
         }
 
     @classmethod
@@ -155,6 +170,13 @@ class Conversation:
             rating_comment=str(d.get("rating_comment", "")),
             meta=dict(d.get("meta") or {}),
             feedback={int(seq): bool(v) for seq, v in (d.get("feedback") or {}).items()},
+            resolution=str(d.get("resolution", "")),
+            category=str(d.get("category", "")),
+            follow_up_at=float(d.get("follow_up_at", 0.0)),
+            follow_up_note=str(d.get("follow_up_note", "")),
+            follow_up_done_at=float(d.get("follow_up_done_at", 0.0)),
+            reopened_from=str(d.get("reopened_from", "")),
+            prefer_agent=str(d.get("prefer_agent", "")),
         )
 
 

@@ -265,8 +265,8 @@ async def test_rate_and_raise_priority(env: Env) -> None:
     s = env.store
     await agent(s, "a")
     await conv(s, "r1")
-    assert await s.rate("r1", 5, "好") == ""
-    assert await s.rate("nope", 5, "") == ""
+    assert await s.rate("r1", 5, "好") is None  # open, never with an agent: nothing stored
+    assert await s.rate("nope", 5, "") is None
     assert await s.raise_priority("r1", Priority.HIGH)
     assert not await s.raise_priority("r1", Priority.NORMAL)
     await s.handoff("r1", req(priority=Priority.HIGH))

@@ -239,12 +239,14 @@ class CustomerSession:
             raise BadFrame("score must be an integer from 1 to 5", frame_id=fid)
         if not isinstance(comment, str) or len(comment) > 500:
             raise BadFrame("comment must be a string of at most 500 characters", frame_id=fid)
-        target = self.last_with_agent
+        # the conversation the last survey was for: the current one once it has closed (bot-only ones
+        # too), else the last one an agent held
+        target = self.conversation if self.closed else self.last_with_agent
         if not target:
             conv = await self.ctx.service.conversation(self.conversation)
             target = conv.id if conv is not None and conv.had_agent else ""
         if not target:
-            raise ProtocolError("no conversation with an agent to rate", code="not_found", frame_id=fid)
+            raise ProtocolError("no conversation to rate", code="not_found", frame_id=fid)
         await self.ctx.service.rate(target, score, comment)
         ack: dict[str, Any] = {"type": "ack", "ts": time.time()}
         if fid is not None:

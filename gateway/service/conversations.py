@@ -245,10 +245,10 @@ class ConversationService(ConversationReads):
 
     async def rate(self, conversation: str, score: int, comment: str) -> None:
         agent = await self.store.rate(conversation, score, comment)
-        if not agent:
-            raise NotFound("no conversation with an agent to rate")
+        if agent is None:
+            raise NotFound("no conversation to rate (one an agent held, or a closed one)")
         METRICS.ratings.labels(str(score)).inc()
-        log.info("event=rated conversation=%s agent=%s score=%d", conversation, agent, score)
+        log.info("event=rated conversation=%s agent=%s score=%d", conversation, agent or "-", score)
 
     async def feedback(self, conversation: str, seq: int, helpful: bool) -> None:
         """One step: the customer's verdict on bot message ``seq`` (NotFound: no such bot message)."""

@@ -34,8 +34,10 @@ BusListener = Callable[[str, dict[str, Any]], None]
 TOPIC_PREFIXES = {"conversation": "c:", "agent": "a:", "queue": "q:"}
 """Bus topic prefixes: the only spelling (the Lua scripts get them generated from here)."""
 
-TIMER_PREFIXES = {"idle": "idle:", "sla": "sla:", "grace": "grace:", "turn": "turn:", "overflow": "overflow:"}
-"""Timer key prefixes: ``idle:<conv>``, ``sla:<conv>``, ``grace:<agent>``, ``turn:<conv>:<seq>``."""
+TIMER_PREFIXES = {"idle": "idle:", "sla": "sla:", "grace": "grace:", "turn": "turn:", "overflow": "overflow:",
+                  "follow_up": "follow_up:"}
+"""Timer key prefixes: ``idle:<conv>``, ``sla:<conv>``, ``grace:<agent>``, ``turn:<conv>:<seq>``,
+``follow_up:<conv>`` (a pending case's promised time)."""
 
 
 def conv_topic(conversation: str) -> str:
@@ -64,6 +66,10 @@ def grace_timer(agent: str) -> str:
 
 def overflow_timer(conversation: str) -> str:
     return TIMER_PREFIXES["overflow"] + conversation
+
+
+def follow_up_timer(conversation: str) -> str:
+    return TIMER_PREFIXES["follow_up"] + conversation
 
 
 def turn_timer(conversation: str, seq: int) -> str:
@@ -117,6 +123,17 @@ class CloseResult:
     placements: tuple[Placement, ...] = ()  # what the released agent pulled
     left_queue: str = ""  # skill queue it was removed from
     discarded: bool = False  # nobody wrote in it: forgotten instead of closed (``discard_unused``)
+
+
+@dataclass(slots=True, frozen=True)
+class CloseOutcome:
+    """What an agent's close records on the conversation (``resolution``, ``category``; for ``pending``
+    the follow-up: ``follow_up_at``, ``follow_up_note``), in the close step."""
+
+    resolution: str  # resolved | unresolved | pending
+    category: str = ""
+    follow_up_at: float = 0.0  # pending: timer ``follow_up:<conv>`` due then; the case joins the agent's follow-ups
+    note: str = ""
 
 
 @dataclass(slots=True, frozen=True)
@@ -224,8 +241,9 @@ class Store(abc.ABC):
         """Merge ``patch`` into the conversation's meta in one step. False if there is no such conversation."""
 
     @abc.abstractmethod
-    async def rate(self, conversation: str, score: int, comment: str) -> str:
-        """Store a rating if an agent ever held the conversation: that agent's id, else "" (nothing stored)."""
+    async def rate(self, conversation: str, score: int, comment: str) -> str | None:
+        """Store a rating if an agent ever held the conversation or it is closed (bot-only ones too):
+        the agent who last held it ("" for a bot-only one); None when nothing was stored."""
 
     @abc.abstractmethod
     async def discard_unused(self, conversation: str) -> bool:
@@ -387,6 +405,7 @@ class Store(abc.ABC):
         idle_retry: tuple[str, float] | None = None,
         survey: bool = False,
         discard_unused: bool = False,
+        outcome: CloseOutcome | None = None,
     ) -> CloseResult:
         """Close (append ``closed``), release its holder and let the holder pull.
 
@@ -395,11 +414,37 @@ class Store(abc.ABC):
 
         With ``by_agent`` the agent must hold it, else NotAssigned. In the same
         step: ``notice`` appended before ``closed``; every pending turn and the
-        conversation's ``idle:``/``sla:`` timers dropped; with ``survey`` and a
-        holder, ``{"type":"survey"}`` published on ``c:<conv>``. With
+        conversation's ``idle:``/``sla:`` timers dropped; with ``survey``,
+        ``{"type":"survey","conversation"}`` published on ``c:<conv>`` (plus
+        ``"bot_only": true`` when no agent ever held it). With
         ``idle_retry`` (the idle timer firing) a QUEUED conversation is not
         closed: that timer is scheduled again (``closed`` False).
+
+        ``outcome`` (an agent's close): ``resolution`` and ``category`` stored on the conversation;
+        with ``follow_up_at`` (``pending``) also ``follow_up_at`` / ``follow_up_note``, the timer
+        ``follow_up:<conv>`` and the conversation on the holder's follow-ups (``follow_ups``: not
+        held, so it uses no capacity), and ``{"type":"follow_up","conversation","follow_up_at"}``
+        on ``a:<holder>`` after its ``unassigned``.
         """
+
+    @abc.abstractmethod
+    async def finish_follow_up(self, conversation: str, agent: str, resolution: str, category: str = "") -> bool:
+        """The owner ends a pending case (closes it again, ``resolved`` or ``unresolved``), in one step.
+
+        Only while the conversation is on ``agent``'s follow-ups: ``resolution``, ``category`` (when
+        given) and ``follow_up_done_at`` stored, the case and its ``follow_up:`` timer dropped, the
+        conversation queued for the archive again (a new version), ``{"type":"follow_up_done",
+        "conversation"}`` on ``a:<agent>``. False (nothing changed) otherwise.
+        """
+
+    @abc.abstractmethod
+    async def follow_up_due(self, conversation: str) -> str:
+        """A follow-up timer fired: while the case is still on its owner's follow-ups,
+        ``{"type":"follow_up_due","conversation","follow_up_at"}`` on ``a:<owner>``; the owner, else ""."""
+
+    @abc.abstractmethod
+    async def follow_ups(self, agent: str) -> list[str]:
+        """The agent's pending cases (closed ``pending``, not ended yet), soonest follow-up first."""
 
     @abc.abstractmethod
     async def queue(self, skill: str) -> list[str]:

@@ -20,6 +20,7 @@ Layout (``<p>`` is the prefix)::
                                         stamp_us, fm (its free-set member), ref (JSON {"id","name"}),
                                         session, instance
     <p>held:<agent>            list     held conversations, assignment order
+    <p>followups:<agent>       zset     the agent's pending cases (closed ``pending``), score follow_up_at
     <p>free:<skill>            zset     online agents with room, score held/capacity,
                                         member "<last assigned µs, 16 digits>:<agent>"
     <p>queue:<skill>           zset     waiting conversations, score priority.rank*1e13 + ticket
@@ -52,6 +53,7 @@ SUFFIXES = {
     "conv": "conv:", "log": "log:", "dedupe": "dedupe:", "cust": "cust:", "agent": "agent:", "held": "held:",
     "free": "free:", "queue": "queue:", "hb": "hb:", "inflight": "inflight:", "inst_agents": "inst_agents:",
     "outbox": "outbox", "outbox_retry": "outbox_retry", "outbox_tries": "outbox_tries",
+    "followups": "followups:",
 }
 """The one spelling of every key suffix; the Lua scripts get them generated as ``K_<NAME>``."""
 
@@ -138,6 +140,9 @@ class Keys:
 
     def held(self, agent: str) -> str:
         return self.prefix + _S["held"] + agent
+
+    def follow_ups(self, agent: str) -> str:
+        return self.prefix + _S["followups"] + agent
 
     def free(self, skill: str) -> str:
         return self.prefix + _S["free"] + skill

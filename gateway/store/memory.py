@@ -24,6 +24,7 @@ from gateway.model import (
 from gateway.store.base import (
     AppendResult,
     BusListener,
+    CloseOutcome,
     CloseResult,
     FirstResponse,
     Guard,
@@ -41,6 +42,7 @@ from gateway.store.base import (
     turn_timer,
 )
 from gateway.store.memory_extras import MemoryClaims, MemoryTimers
+from gateway.store.memory_followups import MemoryFollowUps
 from gateway.store.memory_outbox import MemoryOutbox
 from gateway.store.memory_reports import MemoryReports
 from gateway.store.memory_routing import MemoryRouting
@@ -55,7 +57,7 @@ class _Log:
         self.responded = False  # an agent message followed the hand-off (the first response is past)
 
 
-class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryOutbox, MemoryClaims, Store):
+class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryFollowUps, MemoryOutbox, MemoryClaims, Store):
     def __init__(self, namespace: str = "default") -> None:
         MemoryTimers.__init__(self)
         MemoryClaims.__init__(self)
@@ -74,6 +76,7 @@ class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryOutbox, Memo
         self._stamp = 0.0  # last assignment stamp, strictly increasing
         self._turns: dict[str, dict[int, bool]] = {}  # conv -> pending turns: seq -> vip
         self._moved: set[str] = set()  # skill queues changed by the current step
+        self._follow_ups: dict[str, dict[str, float]] = {}  # agent -> {pending case: follow_up_at}
 
     # lifecycle -------------------------------------------------------
     async def start(self, listener: BusListener) -> None:
@@ -126,10 +129,10 @@ class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryOutbox, Memo
         patch.apply(c.meta)
         return True
 
-    async def rate(self, conversation: str, score: int, comment: str) -> str:
+    async def rate(self, conversation: str, score: int, comment: str) -> str | None:
         c = self._convs.get(conversation)
-        if c is None or not c.had_agent:
-            return ""
+        if c is None or not (c.had_agent or c.state is ConvState.CLOSED):
+            return None
         c.rating, c.rating_comment = score, comment
         if c.state is ConvState.CLOSED:
             self._archive_again(conversation)  # the archive gets the rating: a new version
@@ -145,8 +148,11 @@ class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryOutbox, Memo
         if any(e.get("from") != "system" for e in self._logs[conversation].entries):
             return False
         del self._convs[conversation], self._logs[conversation]
-        if self._customer_conv.get(c.customer_id) == conversation:
-            del self._customer_conv[c.customer_id]
+        if self._customer_conv.get(c.customer_id) == conversation:  # back to the one it reopened, if any
+            if c.reopened_from:
+                self._customer_conv[c.customer_id] = c.reopened_from
+            else:
+                del self._customer_conv[c.customer_id]
         self._cancel(idle_timer(conversation))
         return True
 
@@ -341,7 +347,7 @@ class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryOutbox, Memo
         req.meta.apply(c.meta)
         self._tickets += 1
         c.skill, c.priority, c.ticket = skill, Priority(req.priority), self._tickets
-        placement = self._route(c)
+        placement = self._route(c, prefer=c.prefer_agent)
         if req.sla is not None:
             self._schedule(*req.sla)
         if req.overflow is not None and not placement.agent:
@@ -387,6 +393,7 @@ class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryOutbox, Memo
         idle_retry: tuple[str, float] | None = None,
         survey: bool = False,
         discard_unused: bool = False,
+        outcome: CloseOutcome | None = None,
     ) -> CloseResult:
         c = self._convs.get(conversation)
         if c is None:
@@ -415,9 +422,11 @@ class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryOutbox, Memo
             a = self._agents[holder]
             a.held.remove(conversation)
             self._emit(agent_topic(holder), {"type": "unassigned", "conversation": conversation, "reason": "closed"})
+            self._record_outcome(c, holder, outcome)
             pulled = self._pull(a)
-            if survey:
-                self._emit(conv_topic(conversation), {"type": "survey", "conversation": conversation})
+        if survey:  # after every close; "bot_only" when no agent ever held it
+            self._emit(conv_topic(conversation), {"type": "survey", "conversation": conversation,
+                                                  **({} if c.had_agent else {"bot_only": True})})
         self._flush_moved()
         return CloseResult(True, Conversation.from_dict(c.to_dict()), holder, tuple(pulled), left)
 

@@ -64,8 +64,14 @@ class MemoryRouting:
         self._append(c.id, {"type": "assigned", "agent": {"id": a.id, "name": a.name}})
         self._emit(agent_topic(a.id), {"type": "assigned", "conversation": c.id})
 
-    def _route(self, c: Conversation, exclude: str = "") -> Placement:
-        """Assign ``c`` to the best agent for its skill, else enqueue it."""
+    def _route(self, c: Conversation, exclude: str = "", prefer: str = "") -> Placement:
+        """Assign ``c`` to the best agent for its skill, else enqueue it.
+
+        ``prefer`` (a reopen's previous agent) takes it first when online with room, whatever its skills."""
+        p = self._agents.get(prefer) if prefer and prefer != exclude else None
+        if p is not None and p.status is AgentStatus.ONLINE and p.room > 0:
+            self._hold(p, c)
+            return Placement(c.id, c.skill, agent=p.id)
         chosen = pick_agent(self._views(c.skill), c.skill, exclude=exclude)
         if chosen is not None:
             self._hold(self._agents[chosen], c)

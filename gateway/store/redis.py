@@ -45,6 +45,7 @@ from gateway.store.base import (
 )
 from gateway.store.keys import Keys
 from gateway.store.redis_bus import RESYNC, RedisBus
+from gateway.store.redis_followups import FollowUpSteps
 from gateway.store.redis_liveness import Liveness
 from gateway.store.redis_outbox import OutboxSteps
 from gateway.store.redis_runner import Arg, ScriptRunner
@@ -89,7 +90,7 @@ def _num(v: float | int) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
-class RedisStore(ConversationSteps, OutboxSteps, Store):
+class RedisStore(ConversationSteps, OutboxSteps, FollowUpSteps, Store):
     def __init__(
         self,
         url: str,

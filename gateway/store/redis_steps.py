@@ -17,6 +17,7 @@ from gateway.model import Conversation, ConvState, Entry, MetaPatch, Priority
 from gateway.store import redis_codec as codec
 from gateway.store.base import (
     AppendResult,
+    CloseOutcome,
     CloseResult,
     FirstResponse,
     Guard,
@@ -65,8 +66,9 @@ class ConversationSteps:
     async def patch_meta(self, conversation: str, patch: MetaPatch) -> bool:
         return bool(int(await self._run("patch_meta", [self.keys.conv(conversation)], [codec.patch(patch)])))
 
-    async def rate(self, conversation: str, score: int, comment: str) -> str:
-        return codec.text(await self._run("rate", [self.keys.conv(conversation)], [str(score), comment]))
+    async def rate(self, conversation: str, score: int, comment: str) -> str | None:
+        res = await self._run("rate", [self.keys.conv(conversation)], [str(score), comment])
+        return None if res is None else codec.text(res)
 
     async def discard_unused(self, conversation: str) -> bool:
         k = self.keys
@@ -165,12 +167,15 @@ class ConversationSteps:
         idle_retry: tuple[str, float] | None = None,
         survey: bool = False,
         discard_unused: bool = False,
+        outcome: CloseOutcome | None = None,
     ) -> CloseResult:
+        o = outcome or CloseOutcome("")
         res = await self._run(
             "close_conversation", [self.keys.conv(conversation)],
             [conversation, reason, by_agent, codec.entry_body(notice),
              idle_retry[0] if idle_retry else "", codec.num(idle_retry[1]) if idle_retry else "0",
-             "1" if survey else "0", "1" if discard_unused else "0"],
+             "1" if survey else "0", "1" if discard_unused else "0",
+             o.resolution, o.category, codec.num(float(o.follow_up_at)) if o.follow_up_at else "", o.note],
         )
         status = codec.text(res[0])
         if status == "discarded":

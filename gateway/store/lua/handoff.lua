@@ -12,9 +12,11 @@
 --       | {"not_found"}
 -- Guarantees: the guard, the note and the notice, the meta patch, every pending turn
 -- finished, the arrival ticket, the routing decision (assignment or queue),
--- the SLA timer and the queue's new order on q:<skill> happen together.
+-- the SLA timer and the queue's new order on q:<skill> happen together. The
+-- conversation's prefer_agent (a reopen's previous agent) takes it first when
+-- online with room, whatever its skills.
 local conv, ck = ARGV[1], KEYS[2]
-local c = redis.call('HMGET', ck, 'state', 'channel', 'm:default_skill')
+local c = redis.call('HMGET', ck, 'state', 'channel', 'm:default_skill', 'prefer_agent')
 if not c[1] then return {'not_found'} end
 if c[1] ~= 'bot' then return {'none'} end
 if ARGV[8] ~= '0' and redis.call('HEXISTS', ck, 'pt:' .. ARGV[8]) == 0 then return {'none'} end
@@ -34,7 +36,13 @@ append_entry(conv, ARGV[2])
 patch_meta(ck, ARGV[7])
 local ticket = redis.call('INCR', KEYS[3])
 redis.call('HSET', ck, 'skill', skill, 'priority', ARGV[4], 'ticket', ticket)
-local placement = route(conv, '')
+local placement
+if c[4] and c[4] ~= '' and has_room(c[4]) then
+  hold(c[4], conv)
+  placement = {conv, skill, c[4], 0, 0}
+else
+  placement = route(conv, '')
+end
 if ARGV[9] ~= '' then redis.call('ZADD', P .. K_TIMERS, ARGV[10], ARGV[9]) end
 if ARGV[12] ~= '' and placement[3] == '' then redis.call('ZADD', P .. K_TIMERS, ARGV[13], ARGV[12]) end
 publish_moved()

@@ -126,7 +126,8 @@ end
 
 -- A conversation nobody wrote in (a hello opened it, then the customer left): while the bot
 -- has it and its log holds nothing but system entries (the greeting), it goes with its log,
--- client ids, idle timer and its customer's pointer (if that still points here). Anything a
+-- client ids, idle timer and its customer's pointer (if that still points here; back to the
+-- conversation it reopened, if any). Anything a
 -- customer, the bot or an agent wrote keeps it. (A JSON string value cannot hold
 -- '"from":"system"': its quotes are escaped.) Returns true when it was discarded.
 local function discard_if_unused(conv, ck)
@@ -136,10 +137,12 @@ local function discard_if_unused(conv, ck)
   for _, item in ipairs(redis.call('XRANGE', lk, '-', '+')) do
     if not string.find(item[2][2], '"from":"system"', 1, true) then return false end
   end
-  local cust = redis.call('HGET', ck, 'customer_id')
-  if cust then
-    local cu = P .. K_CUST .. cust
-    if redis.call('GET', cu) == conv then redis.call('DEL', cu) end
+  local cust = redis.call('HMGET', ck, 'customer_id', 'reopened_from')
+  if cust[1] then
+    local cu = P .. K_CUST .. cust[1]
+    if redis.call('GET', cu) == conv then
+      if cust[2] and cust[2] ~= '' then redis.call('SET', cu, cust[2]) else redis.call('DEL', cu) end
+    end
   end
   redis.call('DEL', ck, lk, P .. K_DEDUPE .. conv)
   redis.call('ZREM', P .. K_TIMERS, TM_IDLE .. conv)

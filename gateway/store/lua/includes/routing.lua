@@ -102,6 +102,12 @@ local function hold(agent, conv)
   agent_event(agent, conv, 'assigned', nil)
 end
 
+-- The agent is online with room (whatever its skills).
+local function has_room(agent)
+  local a = redis.call('HMGET', P .. K_AGENT .. agent, 'status', 'capacity')
+  return a[1] == 'online' and a[2] ~= false and redis.call('LLEN', P .. K_HELD .. agent) < tonumber(a[2])
+end
+
 -- ``agent`` lets go of ``conv`` (no event: callers publish in the memory store's order).
 local function unhold(agent, conv)
   redis.call('LREM', P .. K_HELD .. agent, 1, conv)
