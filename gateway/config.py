@@ -40,6 +40,7 @@ class Texts:
     queue_overflow: str = "当前排队较久，已为您转接其他客服，请稍候～"
     greeting: str = ""  # optional first log entry of every new conversation
     platform_survey: str = "本次服务已结束，请回复 1-5 为客服打分（5 分最满意）。"
+    follow_up: str = "您的问题我们已记录，客服将在 {time}（北京时间）前跟进并回复您处理结果，请留意消息。"
 
 
 @dataclass(slots=True, frozen=True)
@@ -87,6 +88,17 @@ class ArchiveConfig:
     keep_hot_s: float = 86400.0  # an archived conversation stays in the store this long after it is archived
 
 
+DEFAULT_CATEGORIES = ("quality", "logistics", "usage", "service", "other")
+
+
+@dataclass(slots=True, frozen=True)
+class RecordsConfig:
+    """``[records]``: what an agent's close may record, and when a customer's return reopens a case."""
+
+    reopen_s: float = 7 * 86400.0  # a message this soon after an unresolved / pending close or a 1-2 rating reopens
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES  # the categories an agent's close may name
+
+
 @dataclass(slots=True, frozen=True)
 class Config:
     host: str = "127.0.0.1"
@@ -108,6 +120,7 @@ class Config:
     adapters: Mapping[str, Any] = field(default_factory=dict)  # raw [adapters] table
     shops: tuple[Mapping[str, Any], ...] = ()  # raw [[shops]]; the adapters validate them
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    records: RecordsConfig = field(default_factory=RecordsConfig)
     source: str = ""  # the file it came from
 
     @property
@@ -219,6 +232,18 @@ def _origin(value: str, where: str) -> str:
 
 _KNOWN_TOP = {"server", "store", "customers", "limits", "routing", "sla", "texts", "console", "bot", "agents", "shops", "adapters"}
 _KNOWN_TOP.add("archive")
+_KNOWN_TOP.add("records")
+
+
+def _records(t: Mapping[str, Any]) -> RecordsConfig:
+    """``[records]``: ``reopen_s`` (seconds, 0 = never reopen) and ``categories`` (short names, no repeats)."""
+    unknown = sorted(set(t) - {"reopen_s", "categories"})
+    if unknown:
+        raise ConfigError(f"records.{unknown[0]}", "unknown key (known: categories, reopen_s)")
+    categories = _str_list(t, "categories", "records") if "categories" in t else DEFAULT_CATEGORIES
+    if not categories or len(set(categories)) != len(categories) or not all(0 < len(c) <= 32 for c in categories):
+        raise ConfigError("records.categories", "must list distinct names of 1-32 characters")
+    return RecordsConfig(reopen_s=_num(t, "reopen_s", "records", 7 * 86400.0), categories=categories)
 
 
 def _archive(t: Mapping[str, Any], base_dir: Path) -> ArchiveConfig:
@@ -354,6 +379,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path, source: str = "") -> Co
         adapters=dict(adapters),
         shops=tuple(shops_raw),
         archive=_archive(_table(raw, "archive", ""), base_dir),
+        records=_records(_table(raw, "records", "")),
         source=source,
     )
 

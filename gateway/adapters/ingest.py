@@ -164,9 +164,9 @@ class Ingestor:
             await self.platform.claim_once(self._order_key(rec.platform, rec.shop, rec.order),
                                            settings.order_index_ttl_s, customer)
         if bot_turn and res.state is ConvState.BOT:
-            state = res.state
+            state, reopened = res.state, bool(conv.reopened_from)
             self.turns.submit(conv_id, lambda: self.service.after_customer_message(
-                conv_id, rec.text, seq=seq, state=state, channel=rec.platform))
+                conv_id, rec.text, seq=seq, state=state, channel=rec.platform, reopened=reopened))
         return Ingested("stored", conv_id, seq)
 
     async def _open_for(self, rec: InboundRecord, customer: str, binding: dict[str, Any],

@@ -10,9 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import BadFrame, NotAssigned, ProtocolError, RateLimited, StoreUnavailable, Unavailable
+from gateway.errors import BadFrame, ProtocolError, RateLimited, StoreUnavailable, Unavailable
 from gateway.model import AgentStatus, Conversation, ConvState, with_feedback
 from gateway.protocol import AGENT_TYPES, str_field, text_field
+from gateway.server.agent_records import customer_history, follow_up_item, parse_close
 from gateway.server.context import Context
 from gateway.server.socket import WsOutlet, accept_socket, error_for, forget, read_hello, serve_frames
 from gateway.service.delivery import Peer
@@ -35,6 +36,7 @@ def conversation_object(conv: Conversation, messages: list[dict[str, Any]]) -> d
         "meta": {k: v for k, v in meta.items() if k not in ("queued_at",)},
         "created_at": conv.created_at,
         "queued_at": meta.get("queued_at"),
+        "reopened_from": conv.reopened_from or None,  # the customer came back about this earlier conversation
     }
 
 
@@ -69,6 +71,10 @@ class AgentSession:
             self.peer.call(unassigned)
         elif t == "typing":
             self.peer.send({"type": "typing", "conversation": ev.get("conversation")})
+        elif t == "follow_up":  # a pending close: the case joins this agent's follow-ups
+            self.peer.call(lambda: self._follow_up(str(ev["conversation"])))
+        elif t in ("follow_up_due", "follow_up_done"):
+            self.peer.send({k: v for k, v in ev.items() if k in ("type", "conversation", "follow_up_at")})
         elif t == "_replaced" and ev.get("session") != self.session:
             self.replaced = True
             asyncio.get_running_loop().create_task(self.outlet.close(1000, "replaced by a new connection"))
@@ -81,7 +87,14 @@ class AgentSession:
             return  # stale: it moved on before we got here
         self.ctx.hub.watch(conv_id, self.peer)
         entries = await self.peer.catch_up(conv_id)
-        await self.outlet.send_frame({"type": "assigned", "conversation": conversation_object(conv, entries)})
+        obj = conversation_object(conv, entries)
+        obj["history"] = await customer_history(self.ctx.archive, conv)
+        await self.outlet.send_frame({"type": "assigned", "conversation": obj})
+
+    async def _follow_up(self, conv_id: str) -> None:
+        conv = await self.ctx.service.conversation(conv_id)
+        if conv is not None and conv.had_agent == self.agent and conv.resolution == "pending":
+            await self.outlet.send_frame({"type": "follow_up", **follow_up_item(conv)})
 
     async def _reconcile(self) -> None:
         """After a store reconnect: the assigned/unassigned rings may be lost; compare holdings."""
@@ -101,12 +114,19 @@ class AgentSession:
         state = await ctx.service.agent_state(self.agent)
         assert state is not None
         convs: list[dict[str, Any]] = []
+        held: list[Conversation] = []
         for conv_id in state.held:
             conv = await ctx.service.conversation(conv_id)
             if conv is None or conv.agent != self.agent:
                 continue
             ctx.hub.watch(conv_id, self.peer)
             convs.append(conversation_object(conv, await self.peer.catch_up(conv_id)))
+            held.append(conv)
+        # every held conversation's history at once, each bounded
+        histories = await asyncio.gather(*[customer_history(ctx.archive, conv) for conv in held])
+        for obj, history in zip(convs, histories, strict=True):
+            obj["history"] = history
+        follow_ups = [follow_up_item(c) for c in await ctx.service.agent_follow_ups(self.agent)]
         cfg = ctx.config
         await self.outlet.send_frame({
             "type": "welcome",
@@ -116,6 +136,8 @@ class AgentSession:
             "canned": list(cfg.canned),
             "skills": list(cfg.skills),
             "agents": [{"id": a.id, "name": a.profile.name, "skills": list(a.profile.skills)} for a in cfg.agents],
+            "categories": list(cfg.records.categories),
+            "follow_ups": follow_ups,
         })
 
     # ------------------------------------------------------------ hello
@@ -185,12 +207,11 @@ class AgentSession:
             self._ack(fid)
         elif t == "close":
             conv = self._conversation(frame)
-            resolution = frame.get("resolution", "resolved")
-            if resolution not in ("resolved", "unresolved"):
-                raise BadFrame("resolution must be resolved or unresolved", frame_id=fid)
+            close = parse_close(frame, self.ctx.config.records.categories)
             try:
-                await svc.agent_close(self.agent, conv, resolution)
-            except NotAssigned as e:
+                await svc.agent_close(self.agent, conv, close.resolution, category=close.category,
+                                      follow_up_at=close.follow_up_at, note=close.note)
+            except ProtocolError as e:
                 e.frame_id = fid
                 raise
             self._ack(fid)

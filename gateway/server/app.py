@@ -80,6 +80,7 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
     archiver = ctx.archiver = Archiver(store, archive, ArchiverSettings(keep_hot_s=config.archive.keep_hot_s))
     app = web.Application(client_max_size=1024 * 1024)
     app["ctx"] = ctx
+    service.archive = archive  # reopening a case the store has let go (gateway/service/followups.py)
     install_security(app)  # security headers on every response; [server] allowed_origins
     app.router.add_get("/ws/customer", customer_ws)
     app.router.add_get("/ws/agent", agent_ws)

@@ -60,7 +60,7 @@ def client_address(request: web.Request, trusted: tuple[str, ...]) -> str:
 class CustomerSession:
     # Thousands of these sit idle at once: slots, and nothing built before it is needed.
     __slots__ = ("address", "bucket", "channel", "closed", "conversation", "ctx", "customer", "last_with_agent", "name", "outlet",
-                 "peer", "typing_bucket", "vip", "wrote", "ws")
+                 "peer", "reopened", "typing_bucket", "vip", "wrote", "ws")
 
     def __init__(self, ctx: Context, ws: web.WebSocketResponse, address: str = "",
                  transport: asyncio.Transport | None = None) -> None:
@@ -81,6 +81,7 @@ class CustomerSession:
         self.closed = False  # the current conversation has closed
         self.last_with_agent = ""  # the conversation a ``rate`` applies to
         self.wrote = False  # a message was sent in the current conversation from this socket
+        self.reopened = False  # the current conversation reopens an earlier one (it goes straight to people)
 
     def _seen(self, conversation: str, entry: Entry) -> None:
         t = entry.get("type")
@@ -152,6 +153,7 @@ class CustomerSession:
         self.conversation = conv.id
         self.channel = conv.channel
         self.closed = conv.state is ConvState.CLOSED
+        self.reopened = bool(conv.reopened_from)
         if conv.had_agent:
             self.last_with_agent = conv.id
         self.ctx.hub.watch(conv.id, self.peer)
@@ -226,7 +228,7 @@ class CustomerSession:
         METRICS.ack_seconds.observe(time.perf_counter() - started)
         if not res.duplicate:
             await svc.after_customer_message(self.conversation, text, seq=int(res.entry["seq"]), vip=self.vip,
-                                             state=res.state, channel=self.channel)
+                                             state=res.state, channel=self.channel, reopened=self.reopened)
 
     async def _new_conversation(self) -> None:
         self.ctx.hub.unwatch(self.conversation, self.peer)

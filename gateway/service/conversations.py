@@ -34,6 +34,7 @@ from gateway.model import (
     Priority,
 )
 from gateway.service.botholder import BotHolder
+from gateway.service.followups import REOPEN_REASON, FollowUps
 from gateway.service.ids import new_conversation_id
 from gateway.service.metrics import METRICS
 from gateway.service.reads import ConversationReads
@@ -64,7 +65,7 @@ class Opened:
     log: tuple[Entry, ...] = ()  # the log as the open step left it (a new conversation: the greeting)
 
 
-class ConversationService(ConversationReads):
+class ConversationService(ConversationReads, FollowUps):
     def __init__(self, config: Config, store: Store, bot: BotHolder, instance: str) -> None:
         self.config = config
         self.store = store
@@ -84,9 +85,18 @@ class ConversationService(ConversationReads):
     async def open_conversation(
         self, customer: str, name: str = "", channel: str = "web", meta: dict[str, Any] | None = None
     ) -> Opened:
-        """One step: the conversation, the customer's pointer to it, the greeting and the idle timer."""
+        """One step: the conversation, the customer's pointer to it, the greeting and the idle timer.
+
+        Read first: the customer's previous conversation; one it reopens (``reopen_of``) makes this one
+        ``reopened_from`` it, priority high, offered first to its agent and its team at the hand-off."""
+        now = time.time()
         conv = Conversation(id=new_conversation_id("platform" in (meta or {})), customer_id=customer, customer_name=name, channel=channel,
-                            created_at=time.time(), meta=dict(meta or {}))
+                            created_at=now, meta=dict(meta or {}))
+        reopen = await self.reopen_of(customer, now)
+        if reopen is not None:
+            conv.reopened_from, conv.prefer_agent, conv.priority = reopen.conversation, reopen.agent, Priority.HIGH
+            if reopen.skill:
+                conv.meta["default_skill"] = reopen.skill
         greeting: Entry | None = None
         if self.config.texts.greeting:
             greeting = {"type": "message", "from": "system", "text": self.config.texts.greeting}
@@ -135,12 +145,14 @@ class ConversationService(ConversationReads):
 
     async def after_customer_message(
         self, conversation: str, text: str, *, seq: int, vip: bool = False, state: ConvState | None = None,
-        channel: str = "",
+        channel: str = "", reopened: bool | None = None,
     ) -> None:
         """The bot's turn for message ``seq`` (only while nobody has taken over): one step.
 
         ``state`` and ``channel`` (from the append and the session) save a read on
-        the hot path; without them the pending turn is read first.
+        the hot path; without them the pending turn is read first. ``reopened`` (the
+        conversation reopens an earlier one: it goes straight to people, priority high)
+        saves another; None reads the conversation.
         """
         if state is None or not channel:
             pending = await self.store.pending_turn(conversation, seq)
@@ -149,6 +161,12 @@ class ConversationService(ConversationReads):
             state, channel = pending.state, pending.channel
         if state is not ConvState.BOT:
             return  # a person has it, or will: the bot stays silent (the hand-off finished the turn)
+        if reopened is None:
+            conv = await self.store.get_conversation(conversation)
+            reopened = conv is not None and bool(conv.reopened_from)
+        if reopened:  # the customer came back unsatisfied: people, not the bot
+            await self.handoff(conversation, "", Priority.HIGH, (REOPEN_REASON,), turn=seq)
+            return
         if channel in self.config.routing.no_bot_channels:
             await self.handoff(conversation, "", Priority.NORMAL, ("channel without bot",), turn=seq)
             return
@@ -315,13 +333,6 @@ class ConversationService(ConversationReads):
         res = await self.store.transfer(conversation, agent, skill=skill, to_agent=to_agent)  # raises NotAssigned first
         self.placed([res.placement, *res.pulled])
 
-    async def agent_close(self, agent: str, conversation: str, resolution: str) -> None:
-        try:
-            res = await self.store.close_conversation(conversation, resolution, by_agent=agent, survey=True)
-        except NotFound as e:
-            raise NotAssigned(f"you do not hold {conversation}") from e
-        self._closed(res.placements)
-
     async def typing_from_agent(self, agent: str, conversation: str) -> None:
         conv = await self.store.get_conversation(conversation)
         if conv is None or conv.agent != agent:
@@ -374,6 +385,8 @@ class ConversationService(ConversationReads):
                 METRICS.sla_waiting_notices.inc()
         elif kind == TIMER_PREFIXES["turn"]:
             await self._recover_turn(ident)
+        elif kind == TIMER_PREFIXES["follow_up"]:
+            await self.follow_up_due(ident)
         elif kind == TIMER_PREFIXES["overflow"]:
             moved = await self.store.overflow(ident, self.config.routing.default_skill,
                                               {"type": "message", "from": "system",
