@@ -20,6 +20,7 @@ from gateway.records.model import RESOLUTIONS, SearchFilters
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_TEXT = 200  # characters of a text parameter
+MAX_TIME = 40  # characters of a time parameter
 MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z
 DEFAULT_UTC_OFFSET_H = 8.0  # bare dates are days in China (UTC+8), as in gateway report and /api/reports
 MAX_OFFSET_H = 14.0
@@ -66,8 +67,8 @@ def parse_time(text: str, name: str, utc_offset_h: float = DEFAULT_UTC_OFFSET_H)
     &to=2026-12-01`` is November.
     """
     t = text.strip()
-    if not t:
-        raise BadParameter(name, "empty")
+    if not t or len(text) > MAX_TIME:
+        raise BadParameter(name, f"must be 1 to {MAX_TIME} characters")
     try:
         value = float(t)
     except ValueError:

@@ -23,7 +23,9 @@ from gateway.server.connections import GuardedSite
 from gateway.server.context import Context
 from gateway.server.customer import customer_ws
 from gateway.server.http import add_routes, install_security
+from gateway.server.openapi import add_openapi_route
 from gateway.server.records_api import add_records_routes
+from gateway.server.records_http import add_review_routes
 from gateway.server.reports_http import add_report_routes
 from gateway.service.archiver import Archiver, ArchiverSettings
 from gateway.service.botholder import BotHolder
@@ -86,6 +88,8 @@ async def build_app(config: Config, instance: str | None = None) -> web.Applicat
     app.router.add_get("/ws/agent", agent_ws)
     add_routes(app)
     add_records_routes(app)  # /api/conversations, /api/conversations/{conv}
+    add_openapi_route(app)  # /api/openapi.json: every endpoint (gateway/server/openapi.py)
+    add_review_routes(app)  # /api/reviews, /api/reviews/{conv}
     add_report_routes(app)  # /api/reports, /reports, /static/vendor/
     from gateway.adapters import setup as setup_adapters
     from gateway.server.host import ServerHost
