@@ -187,6 +187,21 @@ ENDPOINTS: dict[str, dict[str, dict[str, Any]]] = {
         ok={"$ref": "#/components/schemas/Conversation"},
         errors={403: "an agent that is not a supervisor", 404: "no such conversation, live or archived",
                 503: "the archive cannot be read now"})},
+    "/api/reviews": {"get": op(
+        "Cases rated 1-2 or closed unresolved, newest first", auth=RECORDS, tag="records",
+        params=(param("state", {"type": "string", "enum": ["open", "reviewed", "all"]}, "default open"),
+                param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "default 100")),
+        ok={"type": "object", "required": ["state", "items"]},
+        errors={400: "a bad parameter (named in parameter)", 403: "an agent that is not a supervisor",
+                503: "the archive cannot be used now"})},
+    "/api/reviews/{conv}": {"post": op(
+        "Mark a case reviewed, with a note (by the caller)", auth=RECORDS, tag="records",
+        params=(param("conv", {"type": "string"}, "conversation id", where="path"),),
+        body={"type": "object", "additionalProperties": False,
+              "properties": {"note": {"type": "string", "maxLength": 2000}}},
+        ok={"type": "object", "required": ["id", "state", "note", "by"]},
+        errors={400: "a bad body (the field named in parameter)", 403: "an agent that is not a supervisor",
+                404: "no such case on the review list", 503: "the archive cannot be used now"})},
     "/api/reports": {"get": op(
         "Service figures of a period (gateway report --format json)", auth=RECORDS, tag="reports",
         params=(param("from", TIME, "first day, YYYY-MM-DD or ISO date-time", required=True),
