@@ -101,3 +101,12 @@ def test_open_archive_refuses_bad_urls() -> None:
         with pytest.raises(ConfigError) as e:
             open_archive(url)
         assert e.value.key == "archive.url"
+
+
+async def test_a_closed_archive_is_unavailable_and_closes_twice(tmp_path: Path) -> None:
+    a = SqliteArchive(str(tmp_path / "a.sqlite3"))
+    await a.start()
+    await a.close()
+    await a.close()
+    with pytest.raises(ArchiveUnavailable):
+        await a.get("c-1")

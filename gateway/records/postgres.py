@@ -146,7 +146,8 @@ class PostgresArchive:
 
     async def put(self, record: Record) -> None:
         rec = record
-        lexemes = text.lexemes(rec.messages)[:MAX_LEXEMES]
+        await self._ensure()  # the segmenter is built there
+        lexemes = (await asyncio.to_thread(text.lexemes, rec.messages))[:MAX_LEXEMES]  # a long log: CPU
         await self._fetch(
             "INSERT INTO records (id, customer_id, channel, shop, skill, priority, agents, orders, created_at, "
             "closed_at, resolution, category, rating, needs_review, version, words, record, messages) "

@@ -73,10 +73,13 @@ class SqliteArchive:
         self.path = path  # a file path, or ":memory:"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-sqlite")
         self._db: sqlite3.Connection | None = None  # used on the worker thread only
+        self._closed = False
 
     # ------------------------------------------------------------ the worker thread
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise ArchiveUnavailable(f"sqlite archive {self.path}: closed")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, self._call, fn, args)
@@ -134,6 +137,9 @@ class SqliteArchive:
                 self._db.close()
                 self._db = None
 
+        if self._closed:
+            return
+        self._closed = True
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, shut)
