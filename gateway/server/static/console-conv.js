@@ -1,8 +1,9 @@
-// The open conversation in the console: info bar (orders, handoff reason),
-// history, reply box with canned replies, transfer and close.
+// The open conversation in the console: info bar (orders, handoff reason, the
+// customer's earlier conversations), history, reply box with canned replies,
+// transfer and close (resolution, category, a pending case's follow-up time).
 
 import { el, clear, replace, fmtClock, fmtDuration, placeBySeq } from './dom.js';
-import { CHANNELS, PRIORITIES, RESOLUTIONS, label, reasonText, skillLabel } from './labels.js';
+import { CHANNELS, PRIORITIES, RESOLUTIONS, categoryLabel, label, reasonText, skillLabel } from './labels.js';
 
 const TYPING_EVERY_MS = 2500;
 const CLOSED_BY = { ...RESOLUTIONS, customer: '客户结束', idle: '长时间无操作', timeout: '超时' };
@@ -10,7 +11,8 @@ const CLOSED_BY = { ...RESOLUTIONS, customer: '客户结束', idle: '长时间�
 export class ConversationView {
   /**
    * @param {HTMLElement} root  the <section class="conv"> of console.html
-   * @param {object} on  send(text), typing(), transfer({skill}|{agent}), close(resolution), back()
+   * @param {object} on  send(text), typing(), transfer({skill}|{agent}),
+   *   close({resolution, category?, follow_up_at?, note?}), warn(text), back()
    */
   constructor(root, on) {
     this.root = root;
@@ -30,6 +32,10 @@ export class ConversationView {
     this.form = $('.reply');
     this.transferTarget = $('.transfer-target');
     this.resolution = $('.resolution');
+    this.category = $('.category');
+    this.pendingFields = $('.pending-fields');
+    this.followUpAt = $('.follow-up-at');
+    this.followUpNote = $('.follow-up-note');
 
     $('.back').addEventListener('click', () => on.back());
     this.form.addEventListener('submit', (e) => { e.preventDefault(); this._submit(); });
@@ -53,13 +59,18 @@ export class ConversationView {
       on.transfer(kind === 'skill' ? { skill: id } : { agent: id });
       this.transferTarget.value = '';
     });
-    $('.close-btn').addEventListener('click', () => on.close(this.resolution.value));
+    $('.close-btn').addEventListener('click', () => this._close());
     for (const [value, text] of Object.entries(RESOLUTIONS)) this.resolution.append(el('option', { value }, text));
+    this.resolution.addEventListener('change', () => this._pendingShown());
   }
 
-  /** Welcome data: who I am, canned replies, skills and colleagues for the transfer menu. */
-  configure({ me, canned, skills, agents }) {
+  /** Welcome data: who I am, canned replies, skills and colleagues for the transfer menu, close categories. */
+  configure({ me, canned, skills, agents, categories = [] }) {
     this.me = me;
+    clear(this.category);
+    this.category.append(el('option', { value: '' }, '问题分类（可选）'),
+      ...categories.map((c) => el('option', { value: c }, categoryLabel(c))));
+    this.category.hidden = categories.length === 0;
     clear(this.canned);
     for (const text of canned) {
       this.canned.append(el('button', { class: 'canned-chip', type: 'button', title: text, onclick: () => this._insertCanned(text) }, text));
@@ -88,6 +99,10 @@ export class ConversationView {
     this.ended.hidden = true;
     this.form.hidden = false;
     this.root.querySelector('.conv-actions').hidden = false;
+    this.resolution.value = 'resolved';
+    this.category.value = '';
+    this.followUpNote.value = '';
+    this._pendingShown();
     this.renderInfo();
     clear(this.history);
     for (const entry of conv.entries) this._place(entry);
@@ -111,7 +126,8 @@ export class ConversationView {
       c.customer.id && c.customer.name ? el('span', { class: 'cust-id' }, String(c.customer.id)) : null,
       el('span', { class: `badge prio-${c.priority}` }, label(PRIORITIES, c.priority)),
       c.skill ? el('span', { class: 'badge' }, skillLabel(c.skill)) : null,
-      c.channel ? el('span', { class: 'badge light' }, label(CHANNELS, c.channel)) : null);
+      c.channel ? el('span', { class: 'badge light' }, label(CHANNELS, c.channel)) : null,
+      c.reopenedFrom ? el('span', { class: 'badge reopened', title: `再次来访：${c.reopenedFrom}` }, '再次来访') : null);
     const times = [];
     if (c.createdAt) times.push(`创建于 ${fmtClock(c.createdAt)}`);
     if (c.queuedAt && c.assignedAt) times.push(`排队 ${fmtDuration(c.assignedAt - c.queuedAt)}`);
@@ -123,7 +139,37 @@ export class ConversationView {
       el('div', { class: 'info-row handoff' }, el('span', { class: 'info-label' }, '转人工原因'),
         el('span', { class: 'handoff-reason' }, handoffText(c) || '—'),
         extraReasons(c).map((r) => el('span', { class: 'reason-chip' }, reasonText(r)))),
+      c.history.length ? customerHistory(c) : null,
       times.length ? el('div', { class: 'info-row muted' }, times.join(' · ')) : null);
+  }
+
+  /** The close controls as a `close` frame's fields (null, with a warning, when the follow-up time is bad). */
+  _close() {
+    const outcome = { resolution: this.resolution.value };
+    if (this.category.value) outcome.category = this.category.value;
+    if (outcome.resolution === 'pending') {
+      const at = new Date(this.followUpAt.value).getTime() / 1000;
+      if (!Number.isFinite(at) || at <= Date.now() / 1000) {
+        this.on.warn('请选择一个将来的跟进时间');
+        this.followUpAt.focus();
+        return;
+      }
+      outcome.follow_up_at = Math.round(at);
+      const note = this.followUpNote.value.trim();
+      if (note) outcome.note = note;
+    }
+    this.on.close(outcome);
+  }
+
+  /** Pending shows the follow-up time (default: tomorrow 10:00) and note. */
+  _pendingShown() {
+    const pending = this.resolution.value === 'pending';
+    this.pendingFields.hidden = !pending;
+    if (pending && !this.followUpAt.value) {
+      const d = new Date(Date.now() + 86400000);
+      d.setHours(10, 0, 0, 0);
+      this.followUpAt.value = localInput(d);
+    }
   }
 
   /** A new log entry of the open conversation. */
@@ -268,6 +314,26 @@ function extraReasons(c) {
 function helpfulTag(helpful) {
   return el('span', { class: `helpful-tag ${helpful ? 'helpful-yes' : 'helpful-no'}` },
     helpful ? '客户反馈：有帮助' : '客户反馈：没帮助');
+}
+
+/** The customer's last conversations (newest first), from the `history` of the conversation object. */
+function customerHistory(c) {
+  return el('details', { class: 'info-row cust-history' },
+    el('summary', {}, el('span', { class: 'info-label' }, '历史会话'), `${c.history.length} 次`,
+      c.history.some((h) => h.resolution === 'unresolved' || h.resolution === 'pending' || (h.rating && h.rating <= 2))
+        ? el('span', { class: 'reason-chip' }, '有未解决或差评') : null),
+    el('ul', { class: 'hist-list' }, c.history.map((h) => el('li', { class: 'hist-item', dataset: { id: String(h.id) } },
+      el('span', { class: 'hist-time' }, fmtClock(h.closed_at)),
+      h.resolution ? el('span', { class: `badge res-${h.resolution}` }, label(RESOLUTIONS, h.resolution)) : null,
+      h.category ? el('span', { class: 'badge light' }, categoryLabel(h.category)) : null,
+      typeof h.rating === 'number' ? el('span', { class: 'hist-rating', title: `评分 ${h.rating}` }, '★'.repeat(h.rating)) : null,
+      el('span', { class: 'hist-first' }, String(h.first_message ?? ''))))));
+}
+
+/** A Date as a datetime-local input value (local time, minutes). */
+function localInput(d) {
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
 function notice(text, ts) {

@@ -28,6 +28,8 @@ export class HeldConversation {
     this.orders = Array.isArray(meta.orders) ? meta.orders.map(String) : [];
     this.handoffReason = meta.handoff_reason ? String(meta.handoff_reason) : '';
     this.reasons = Array.isArray(meta.reasons) ? meta.reasons.map(String) : [];
+    this.history = Array.isArray(data.history) ? data.history.filter((h) => h && h.id) : []; // earlier conversations
+    this.reopenedFrom = data.reopened_from ? String(data.reopened_from) : '';
     this.createdAt = typeof data.created_at === 'number' ? data.created_at : null;
     this.queuedAt = typeof data.queued_at === 'number' ? data.queued_at : null;
     const added = [];

@@ -6,6 +6,7 @@ import { AgentConnection } from './agent-conn.js';
 import { HeldConversation } from './console-state.js';
 import { ConversationList } from './console-list.js';
 import { ConversationView } from './console-conv.js';
+import { FollowUpList } from './console-followups.js';
 import { startStats } from './console-stats.js';
 import { Notifier } from './notify.js';
 import { UNASSIGN_REASONS, errorText } from './labels.js';
@@ -32,8 +33,13 @@ const view = new ConversationView($('.conv'), {
   retry: (record) => { record.failed = false; conn.send({ type: 'message', id: record.id, conversation: openId, text: record.text }); },
   typing: () => openId && conn.send({ type: 'typing', conversation: openId }),
   transfer: (target) => openId && sendControl({ type: 'transfer', id: frameId('t'), conversation: openId, ...target }),
-  close: (resolution) => openId && sendControl({ type: 'close', id: frameId('k'), conversation: openId, resolution }),
+  close: (outcome) => openId && sendControl({ type: 'close', id: frameId('k'), conversation: openId, ...outcome }),
+  warn: (text) => toast(text, 'error'),
   back: () => { document.body.classList.remove('show-conv'); },
+});
+// A pending case ends when its agent closes it again, resolved or not.
+const followUps = new FollowUpList($('.follow-ups'), {
+  finish: (conversation, resolution) => sendControl({ type: 'close', id: frameId('k'), conversation, resolution }),
 });
 
 // -- sign-in ------------------------------------------------------------------
@@ -95,6 +101,7 @@ function signOut(message) {
   saveCred(null);
   convs.clear();
   list.clear();
+  followUps.clear();
   view.hide();
   openId = null;
   me = null;
@@ -135,6 +142,9 @@ function onFrame(f) {
     case 'ack': return onAck(f);
     case 'typing': return onTyping(f);
     case 'feedback': return onFeedback(f);
+    case 'follow_up': return followUps.add(f);
+    case 'follow_up_due': return onFollowUpDue(f);
+    case 'follow_up_done': return followUps.remove(f.conversation);
     case 'error': return onError(f);
     case 'message': case 'closed': return onEntry(f);
     default:
@@ -153,7 +163,9 @@ function onWelcome(f) {
     canned: Array.isArray(f.canned) ? f.canned.map(String) : [],
     skills,
     agents: Array.isArray(f.agents) ? f.agents : [],
+    categories: Array.isArray(f.categories) ? f.categories.map(String) : [],
   });
+  followUps.set(f.follow_ups);
   if (f.status === 'online' || f.status === 'away') {
     setStatusButtons(f.status);
     cred = { ...cred, status: f.status };
@@ -257,6 +269,14 @@ function onFeedback(f) {
   if (!entry || typeof f.helpful !== 'boolean') return;
   entry.helpful = f.helpful;
   if (view.isOpen(conv)) view.markHelpful(entry.seq, f.helpful);
+}
+
+function onFollowUpDue(f) {
+  const name = followUps.markDue(f.conversation);
+  if (!name) return;
+  notifier.beep();
+  notifier.flash(`【跟进提醒：${name}】`);
+  toast(`跟进提醒：${name} 的约定时间到了`);
 }
 
 function onTyping(f) {
@@ -368,7 +388,7 @@ function toast(text, kind = 'info') {
   setTimeout(() => node.remove(), 3500);
 }
 
-setInterval(() => list.tick(convs.values()), 1000);
+setInterval(() => { list.tick(convs.values()); followUps.tick(); }, 1000);
 
 cred = loadCred();
 if (cred) start();
