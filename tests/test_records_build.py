@@ -138,3 +138,15 @@ def test_a_record_round_trips_through_its_dict() -> None:
     conv = closed_conv(meta={"queued_at": T0 + 21.5, "orders": ["x"]})
     r = build_record(conv, LOG, 2)
     assert Record.from_dict(r.to_dict()) == r
+
+
+def test_to_dict_is_dataclasses_asdict_with_lists() -> None:
+    from dataclasses import asdict
+
+    r = build_record(closed_conv(meta={"queued_at": T0 + 21.5, "orders": ["x"]}), LOG, 2)
+    want = asdict(r)
+    want["agents"], want["orders"], want["response_times_s"] = list(r.agents), list(r.orders), list(
+        r.response_times_s)
+    got = r.to_dict()
+    assert got == want and list(got) == list(want)
+    assert got["messages"][4]["agent"] is not r.messages[4]["agent"]  # a copy: changing it changes no record

@@ -8,7 +8,8 @@ timings the reports need; ``messages`` is the whole log.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import dataclass, field
 from typing import Any
 
 RESOLUTIONS = ("resolved", "unresolved", "pending")
@@ -79,9 +80,12 @@ class Record:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # as dataclasses.asdict (the messages deep-copied), without its field-by-field recursion: an
+        # archive write calls this for every record, and asdict was most of a SQLite put's time
+        d = {name: getattr(self, name) for name in self.__dataclass_fields__}
         d["agents"], d["orders"], d["response_times_s"] = list(self.agents), list(self.orders), list(
             self.response_times_s)
+        d["messages"] = copy.deepcopy(self.messages)
         return d
 
     @classmethod
