@@ -1,7 +1,7 @@
 """The end-to-end flow and bad-input suites again, on the Redis store.
 
 Same tests, same assertions (tests/test_e2e_flow.py, tests/test_e2e_bad_input.py, tests/test_e2e_ops.py,
-tests/test_e2e_feedback.py):
+tests/test_e2e_feedback.py, tests/test_e2e_records_loop.py):
 only the ``gateway_app`` they get runs on a real redis-server, in a fresh
 namespace. Whatever they hold the memory gateway to, they hold this one to.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests import test_e2e_bad_input, test_e2e_feedback, test_e2e_flow, test_e2e_ops
+from tests import test_e2e_bad_input, test_e2e_feedback, test_e2e_flow, test_e2e_ops, test_e2e_records_loop
 from tests.conftest import RedisServer, RunningApp
 from tests.support import merge
 
@@ -26,7 +26,7 @@ Test = Callable[..., Awaitable[None]]
 
 def _cases() -> list[Any]:
     cases = []
-    for module in (test_e2e_flow, test_e2e_bad_input, test_e2e_ops, test_e2e_feedback):
+    for module in (test_e2e_flow, test_e2e_bad_input, test_e2e_ops, test_e2e_feedback, test_e2e_records_loop):
         for name, fn in sorted(vars(module).items()):
             if not (name.startswith("test_") and inspect.iscoroutinefunction(fn)
                     and "gateway_app" in inspect.signature(fn).parameters):

@@ -242,3 +242,11 @@ async def test_the_new_fields_round_trip_through_the_store(env: Env) -> None:
     assert (back.reopened_from, back.prefer_agent, back.resolution, back.category, back.follow_up_at,
             back.follow_up_note, back.follow_up_done_at) == ("x", "a", "pending", "other", DUE, "记", DUE + 1)
     assert Conversation.from_dict(c.to_dict()) == c
+    # a turn left unfinished says the conversation was reopened (a survivor hands it to people, no bot)
+    r = await s.append("rt", msg("又坏了"), turn_due=50.0)
+    p = await s.pending_turn("rt", r.entry["seq"])
+    assert p is not None and p.reopened
+    await conv(s, "plain")
+    r2 = await s.append("plain", msg("在吗"), turn_due=50.0)
+    p2 = await s.pending_turn("plain", r2.entry["seq"])
+    assert p2 is not None and not p2.reopened

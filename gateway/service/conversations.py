@@ -145,25 +145,22 @@ class ConversationService(ConversationReads, FollowUps):
 
     async def after_customer_message(
         self, conversation: str, text: str, *, seq: int, vip: bool = False, state: ConvState | None = None,
-        channel: str = "", reopened: bool | None = None,
+        channel: str = "", reopened: bool = False,
     ) -> None:
         """The bot's turn for message ``seq`` (only while nobody has taken over): one step.
 
         ``state`` and ``channel`` (from the append and the session) save a read on
-        the hot path; without them the pending turn is read first. ``reopened`` (the
-        conversation reopens an earlier one: it goes straight to people, priority high)
-        saves another; None reads the conversation.
+        the hot path; without them the pending turn is read first (and gives ``reopened``
+        too). ``reopened``: the conversation reopens an earlier one (``Conversation.reopened_from``,
+        which the caller has at hand): it goes straight to people, priority high.
         """
         if state is None or not channel:
             pending = await self.store.pending_turn(conversation, seq)
             if pending is None:
                 return
-            state, channel = pending.state, pending.channel
+            state, channel, reopened = pending.state, pending.channel, pending.reopened
         if state is not ConvState.BOT:
             return  # a person has it, or will: the bot stays silent (the hand-off finished the turn)
-        if reopened is None:
-            conv = await self.store.get_conversation(conversation)
-            reopened = conv is not None and bool(conv.reopened_from)
         if reopened:  # the customer came back unsatisfied: people, not the bot
             await self.handoff(conversation, "", Priority.HIGH, (REOPEN_REASON,), turn=seq)
             return
@@ -407,4 +404,5 @@ class ConversationService(ConversationReads, FollowUps):
         log.warning("event=turn_recovered conversation=%s seq=%s", conversation, seq)
         METRICS.turns_recovered.inc()
         await self.after_customer_message(conversation, str(pending.entry.get("text", "")), seq=pending.seq,
-                                          vip=pending.vip, state=pending.state, channel=pending.channel)
+                                          vip=pending.vip, state=pending.state, channel=pending.channel,
+                                          reopened=pending.reopened)

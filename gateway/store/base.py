@@ -146,6 +146,7 @@ class PendingTurn:
     channel: str
     entry: Entry
     vip: bool = False
+    reopened: bool = False  # the conversation reopens an earlier one: its turn hands it to people
 
 
 @dataclass(slots=True, frozen=True)

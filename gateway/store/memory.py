@@ -222,7 +222,7 @@ class MemoryStore(MemoryRouting, MemoryReports, MemoryTimers, MemoryFollowUps, M
         if pending is None or seq not in pending or c is None:
             return None
         return PendingTurn(conversation, seq, c.state, c.channel, self._logs[conversation].entries[seq - 1],
-                           pending[seq])
+                           pending[seq], bool(c.reopened_from))
 
     def _clear_turns(self, conversation: str) -> None:
         for seq in self._turns.pop(conversation, {}):

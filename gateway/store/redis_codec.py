@@ -65,9 +65,17 @@ def meta_fields(meta: dict[str, Any]) -> list[Any]:
     return out
 
 
+# Fields most conversations never set (the closed loop's): left out of the hash while empty, as
+# ``conversation`` reads a missing field as the default.
+_SPARSE = frozenset(("resolution", "category", "follow_up_at", "follow_up_note", "follow_up_done_at", "reopened_from",
+                     "prefer_agent"))
+
+
 def conversation_fields(conv: Conversation) -> list[Any]:
     out: list[Any] = []
     for key, value in conv.to_dict().items():
+        if key in _SPARSE and not value:
+            continue
         if key == "meta":
             out += meta_fields(value)
         elif key == "feedback":

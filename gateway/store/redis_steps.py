@@ -133,7 +133,7 @@ class ConversationSteps:
         if not res:
             return None
         return PendingTurn(conversation, seq, ConvState(codec.text(res[0])), codec.text(res[1]),
-                           orjson.loads(res[2]), codec.text(res[3]) == "v")
+                           orjson.loads(res[2]), codec.text(res[3]) == "v", bool(codec.text(res[4])))
 
     # routing ---------------------------------------------------------
     async def handoff(self, conversation: str, req: HandoffRequest) -> Placement | None:
