@@ -626,7 +626,8 @@ async def test_rating_a_closed_conversation_queues_a_new_version_in_the_same_ste
         from gateway.store.keys import Keys
 
         k = Keys(s.namespace)
-        assert [await _pttl(env, key) for key in (k.conv("r1"), k.log("r1"), k.dedupe("r1"))] == [-1, -1, -1]
+        keys = (k.conv("r1"), k.log("r1"), k.dedupe("r1"), k.customer("u-r1"))
+        assert [await _pttl(env, key) for key in keys] == [-1, -1, -1, -1]
     assert await s.archived("r1", 3, 0.0)
     assert await s.get_conversation("r1") is None
 

@@ -23,4 +23,6 @@ local function archive_again(conv, ck)
   redis.call('PERSIST', ck)
   redis.call('PERSIST', P .. K_LOG .. conv)
   redis.call('PERSIST', P .. K_DEDUPE .. conv)
+  local cust = redis.call('HGET', ck, 'customer_id')
+  if cust and redis.call('GET', P .. K_CUST .. cust) == conv then redis.call('PERSIST', P .. K_CUST .. cust) end
 end
