@@ -511,7 +511,6 @@ class Store(abc.ABC):
     async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest dead letters first, at most ``limit``, as they were added."""
 
-
     # archive outbox (README "The outbox and hot data") ------------------
     # ``close_conversation`` queues the conversation, in its own step; a step that changes a closed one
     # (``rate``) queues a new version, in that step too, and keeps the hot copy until it is archived.
