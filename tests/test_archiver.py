@@ -168,13 +168,14 @@ async def test_metrics_show_the_outbox_depth_lag_and_writes(gateway_app: Any) ->
             text = await r.text()
         out: dict[str, float] = {}
         for line in text.splitlines():
-            if line.startswith("gateway_archive_"):
+            if line.startswith(("gateway_archive_", "gateway_follow_ups_due")):
                 name, value = line.rsplit(" ", 1)
                 out[name] = float(value)
         return out
 
     m = await scrape()
     assert m["gateway_archive_outbox_depth"] == 1.0 and m["gateway_archive_outbox_lag_seconds"] > 0.0
+    assert m["gateway_follow_ups_due"] == 0.0  # read at scrape time too (none pending here)
     ok = m.get('gateway_archive_writes_total{result="ok"}', 0.0)
     ctx.archiver.resume()  # the app's own archiver task writes it to the configured (SQLite) archive
     from tests.support import until

@@ -96,6 +96,24 @@ async def test_follow_ups_are_listed_soonest_first(env: Env) -> None:
     assert await s.follow_ups("nobody") == []
 
 
+async def test_the_follow_ups_due_are_counted_over_every_agent(env: Env) -> None:
+    s = env.store
+    await agent(s, "a", cap=3)
+    await agent(s, "b", cap=3)
+    assert await s.follow_ups_due_count(DUE + 100) == 0
+    holders = []
+    for cid, due in (("n1", DUE), ("n2", DUE + 50), ("n3", DUE + 10)):
+        await assigned(s, cid)
+        c = await s.get_conversation(cid)
+        assert c is not None
+        holders.append(c.agent)
+        await s.close_conversation(cid, "pending", by_agent=c.agent, outcome=CloseOutcome("pending", "", due))
+    assert set(holders) == {"a", "b"}  # cases of both agents are counted
+    assert [await s.follow_ups_due_count(t) for t in (DUE - 1, DUE, DUE + 10, DUE + 50)] == [0, 1, 2, 3]
+    assert await s.finish_follow_up("n1", holders[0], "resolved")
+    assert await s.follow_ups_due_count(DUE + 50) == 2  # an ended case is no longer due
+
+
 async def test_the_follow_up_timer_tells_the_owner_while_the_case_is_pending(env: Env) -> None:
     s = env.store
     await agent(s, "a")

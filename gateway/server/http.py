@@ -95,6 +95,7 @@ async def metrics(request: web.Request) -> web.Response:
         depth, lag = await ctx.service.archive_outbox()  # the archive outbox, at scrape time too
         METRICS.archive_outbox_depth.set(depth)
         METRICS.archive_outbox_lag.set(lag)
+        METRICS.follow_ups_due.set(await ctx.service.follow_ups_due())
     except Exception as e:  # the store is down: the counters still go out
         log.warning("event=metrics_queues_unavailable error=%r", e)
     return web.Response(body=generate_latest(METRICS.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

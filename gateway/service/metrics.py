@@ -59,6 +59,9 @@ class Metrics:
             "Connections closed before their first request: header_timeout, or evicted to make room",
             ["reason"], registry=r,
         )
+        self.follow_ups_due = Gauge(
+            "gateway_follow_ups_due", "Pending cases whose promised follow-up time has come (at scrape)", registry=r,
+        )
         self.ack_seconds = Histogram(
             "gateway_ack_seconds", "Frame received to ack sent",
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0), registry=r,

@@ -57,6 +57,10 @@ class ConversationReads:
         lag = 0.0 if stats.oldest_at is None else max(0.0, (now or time.time()) - stats.oldest_at)
         return stats.depth, lag
 
+    async def follow_ups_due(self, now: float | None = None) -> int:
+        """Pending cases whose promised follow-up time has come (metrics)."""
+        return await self.store.follow_ups_due_count(now or time.time())
+
     async def unserved_queues(self, lengths: dict[str, int] | None = None) -> dict[str, int]:
         """Waiting conversations per skill that no configured agent has (they need a person's attention).
 

@@ -448,6 +448,10 @@ class Store(abc.ABC):
         """The agent's pending cases (closed ``pending``, not ended yet), soonest follow-up first."""
 
     @abc.abstractmethod
+    async def follow_ups_due_count(self, now: float) -> int:
+        """Pending cases of every agent whose follow-up time is ``now`` or earlier (metrics)."""
+
+    @abc.abstractmethod
     async def queue(self, skill: str) -> list[str]:
         """Waiting conversations of ``skill`` in service order."""
 

@@ -69,3 +69,6 @@ class MemoryFollowUps:
     async def follow_ups(self, agent: str) -> list[str]:
         pending = self._follow_ups.get(agent, {})
         return sorted(pending, key=lambda cid: (pending[cid], cid))
+
+    async def follow_ups_due_count(self, now: float) -> int:
+        return sum(1 for cases in self._follow_ups.values() for at in cases.values() if at <= now)

@@ -35,3 +35,6 @@ class FollowUpSteps:
 
     async def follow_ups(self, agent: str) -> list[str]:
         return [codec.text(c) for c in await self._call("ZRANGE", self.keys.follow_ups(agent), 0, -1)]
+
+    async def follow_ups_due_count(self, now: float) -> int:
+        return int(await self._run("follow_ups_due_count", [], [codec.num(now)]))
