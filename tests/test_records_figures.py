@@ -233,6 +233,7 @@ def test_unknown_group_and_bad_periods() -> None:
         check_period(D, D + 400 * 24 * H)
     assert parse_day("2026-11-10") == D
     assert parse_day("2026-11-10T00:00:00+00:00") == D + 8 * H
+    assert parse_day(str(int(D))) == D  # Unix seconds, as gateway export and the records API take them
     for bad in ("10/11/2026", "0001-01-01", "9999-12-31T23:59:59-14:00", "2026-02-30"):
         with pytest.raises(ValueError, match="not a date"):
             parse_day(bad)

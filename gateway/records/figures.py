@@ -206,15 +206,19 @@ def report(records: Iterable[Record], options: ReportOptions) -> dict[str, Any]:
 
 
 def parse_day(text: str, utc_offset_h: float = 8.0) -> float:
-    """``2026-11-01`` (midnight at the offset) or an ISO date-time (without a zone: at the offset) -> epoch s."""
+    """``2026-11-01`` (midnight at the offset), an ISO date-time (without a zone: at the offset) or Unix
+    seconds (as ``gateway export`` and the records API take them) -> epoch s."""
+    t = text.strip()
+    if t.isascii() and t.replace(".", "", 1).isdigit() and len(t) <= 20:
+        return float(t)
     try:
-        dt = datetime.fromisoformat(text.strip())
+        dt = datetime.fromisoformat(t)
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone(timedelta(hours=utc_offset_h)))
         ts = dt.astimezone(UTC).timestamp()
         datetime.fromtimestamp(ts, timezone(timedelta(hours=utc_offset_h)))  # printable at the offset too
     except (ValueError, OverflowError, OSError):
-        raise ValueError(f"not a date (YYYY-MM-DD) or ISO date-time: {text[:40]!r}") from None
+        raise ValueError(f"not a date (YYYY-MM-DD), an ISO date-time or Unix seconds: {text[:40]!r}") from None
     return ts
 
 

@@ -45,8 +45,8 @@ def main(argv: list[str]) -> int:
         description="Service figures of a period from the archive (README: Reports and what each figure means).")
     p.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config (default {DEFAULT_CONFIG})")
     p.add_argument("--from", dest="from_", required=True, metavar="DATE",
-                   help="first day, YYYY-MM-DD (midnight at --utc-offset), or an ISO date-time")
-    p.add_argument("--to", required=True, metavar="DATE", help="end, not included (YYYY-MM-DD or ISO date-time)")
+                   help="first day, YYYY-MM-DD (midnight at --utc-offset), an ISO date-time or Unix seconds")
+    p.add_argument("--to", required=True, metavar="DATE", help="end, not included (as --from)")
     p.add_argument("--by", choices=GROUPS, help="one row per agent (the last that held it), skill, channel, day "
                                                 "or category")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), json (as GET "
