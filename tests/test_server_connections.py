@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +15,7 @@ import pytest
 from gateway.config import Limits, load_config
 from gateway.server.connections import Guard, instance_cap
 from tests.e2e import customer, say
-from tests.support import T, write_config
+from tests.support import T, until, write_config
 
 # ------------------------------------------------------------------ the decisions, without sockets
 
@@ -121,13 +121,6 @@ async def get(url: str, path: str, source: str = "127.0.0.1") -> tuple[int, str]
     conn = aiohttp.TCPConnector(local_addr=(source, 0), force_close=True)
     async with aiohttp.ClientSession(connector=conn) as s, s.get(url + path) as r:
         return r.status, await r.text()
-
-
-async def until(cond: Callable[[], bool], within: float = T) -> None:
-    end = time.monotonic() + within
-    while not cond():
-        assert time.monotonic() < end, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 def _port(app) -> int:  # type: ignore[no-untyped-def]

@@ -9,8 +9,7 @@ import collections
 import contextlib
 import gc
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -19,14 +18,7 @@ import websockets
 
 from gateway.service.metrics import METRICS
 from tests.e2e import customer, say
-from tests.support import Client, T, is_
-
-
-async def until(cond: Callable[[], bool], within: float = T) -> None:
-    end = time.monotonic() + within
-    while not cond():
-        assert time.monotonic() < end, "condition not reached"
-        await asyncio.sleep(0.01)
+from tests.support import Client, T, is_, until
 
 
 async def test_a_conversation_left_without_a_word_is_not_kept(gateway_app) -> None:
