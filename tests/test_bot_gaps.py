@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from gateway.bot import BotSettings, FaqBot, FaqList, load_faq
-from gateway.bot.gaps import GapItem, GapKind, faq_reader, find_gaps, format_table
+from gateway.bot.gaps import GapItem, GapKind, find_gaps, format_table
 from tests.support import DEMO_FAQ
 
 H, S, U = GapKind.HANDOFF, GapKind.SUGGESTED, GapKind.UNHELPFUL
@@ -31,7 +31,7 @@ def items(texts: list[str], kind: GapKind, prefix: str, **kw: object) -> list[Ga
 def test_paraphrases_cluster_together_and_apart_from_other_questions(demo: tuple[FaqBot, FaqList]) -> None:
     bot, faq = demo
     got = find_gaps([*items(STORE, H, "s"), *items(POINTS, S, "p"), *items(INVOICE_TYPE, S, "i")], bot,
-                    reader=faq_reader(bot.settings, faq))
+                    reader=bot.read)
     groups = {frozenset(c.examples): c for c in got.clusters}
     assert got.total == len(got.clusters)
     # a message repeated with other punctuation reads the same: one example, counted twice
@@ -57,7 +57,7 @@ def test_paraphrases_cluster_together_and_apart_from_other_questions(demo: tuple
 
 def test_the_output_does_not_depend_on_the_order_the_items_came_in(demo: tuple[FaqBot, FaqList]) -> None:
     bot, faq = demo
-    reader = faq_reader(bot.settings, faq)
+    reader = bot.read
     everything = [*items(STORE, H, "s"), *items(POINTS, S, "p"), *items(INVOICE_TYPE, U, "i", faq="invoice")]
     first = [c.to_dict() for c in find_gaps(everything, bot, reader=reader).clusters]
     for seed in range(5):
@@ -120,7 +120,7 @@ def test_bounded_output_examples_and_conversations(demo: tuple[FaqBot, FaqList])
     texts = [f"第{n}号仓库在哪里发货的" for n in range(12)]  # one question, many spellings
     many = [GapItem(t, H, f"c{i % 7}", 3, float(i)) for i, t in enumerate(texts * 2)]
     unrelated = items([f"{w}怎么样" for w in ("天气", "股票", "足球", "电影")], H, "u")
-    got = find_gaps([*many, *unrelated], bot, reader=faq_reader(bot.settings, faq), max_clusters=2)
+    got = find_gaps([*many, *unrelated], bot, reader=bot.read, max_clusters=2)
     assert len(got.clusters) == 2 and got.total > 2
     top = got.clusters[0]
     assert top.count == 24 and len(top.examples) == 5 and len(set(top.examples)) == 5
@@ -134,5 +134,5 @@ def test_bounded_output_examples_and_conversations(demo: tuple[FaqBot, FaqList])
 def test_synonyms_read_alike_and_one_generic_word_in_common_is_not_enough(demo: tuple[FaqBot, FaqList]) -> None:
     bot, faq = demo
     got = find_gaps(items(["快递", "物流", "包裹"], S, "k") + items(["天气怎么样", "股票怎么样"], H, "w"), bot,
-                    reader=faq_reader(bot.settings, faq))
+                    reader=bot.read)
     assert sorted(sorted(c.examples) for c in got.clusters) == [["包裹", "快递", "物流"], ["天气怎么样"], ["股票怎么样"]]

@@ -5,8 +5,8 @@ answered and then heard were not helpful) and the bot come in, clusters go out.
 Gathering the items from the conversation logs is the service's job
 (``gateway/service/gaps.py``).
 
-A message is read as the bot reads it (``normalize``, fillers, synonyms, stop
-words, jieba with the FAQ's keywords: ``faq_reader``): its words and its
+A message is read as the bot reads it (``FaqBot.read``: normalization, slots,
+fillers, synonyms and concept groups, stop words, typo repair): its words and its
 canonical text (those words joined, synonyms mapped). Two messages are alike
 when two rapidfuzz similarities both reach ``SIMILARITY``: over their sorted
 word lists (the words they share), and over their texts (the better of the
@@ -17,7 +17,7 @@ reading first), so the same items give the same clusters whatever order they
 came in. It leans to precision: on the three labelled check sets in
 ``tests/data`` (every in-scope message labelled with the entry it should get,
 plus two dozen short off-topic questions built from shared templates),
-95-99 % of the messages share their cluster only with messages of their own
+93-100 % of the messages share their cluster only with messages of their own
 entry, and one entry's paraphrases spread over about 4 clusters (those with too
 few words in common).
 """
@@ -33,11 +33,8 @@ from typing import Any, Protocol
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from gateway.bot.analyzer import Analyzer
-from gateway.bot.faq import FaqEntry
-from gateway.bot.normalize import FillerStripper, clauses
+from gateway.bot.normalize import clauses
 from gateway.bot.orders import split_orders
-from gateway.bot.segment import Segmenter
 from gateway.bot.settings import BotSettings
 
 SIMILARITY = 70.0  # 0-100: the word and the text similarity a message needs, both, to join a cluster
@@ -101,27 +98,11 @@ class NearestBot(Protocol):
 
     def question_for(self, faq_id: str) -> str | None: ...
 
+    def read(self, text: str) -> tuple[tuple[str, ...], str]: ...
+
 
 Reader = Callable[[str], tuple[Sequence[str], str]]
 """A message's words and its canonical text (the words joined)."""
-
-
-def faq_reader(settings: BotSettings, faq: Sequence[FaqEntry] = ()) -> Reader:
-    """Read a message as the bot does: order numbers out, its normalization and fillers, its synonyms
-    (the settings' and the FAQ file's), stop words, and jieba's dictionary with the FAQ's keywords as
-    words. CPU work (a copy of jieba's dictionary): build it off the event loop."""
-    segmenter = Segmenter()
-    for keyword in dict.fromkeys("".join(clauses(k)) for e in faq for k in e.keywords):
-        segmenter.add_word(keyword)
-    groups = [*getattr(faq, "synonyms", ()), *settings.synonyms]
-    analyzer = Analyzer(segmenter, FillerStripper(settings.fillers), groups, settings.stop_words)
-
-    def read(text: str) -> tuple[tuple[str, ...], str]:
-        _, body = split_orders(text)
-        a = analyzer.analyze(body, query=True)
-        return a.terms, a.compact
-
-    return read
 
 
 _Reading = tuple[tuple[str, ...], str, str]  # sorted distinct words, text as written (normalized), canonical
@@ -151,11 +132,11 @@ def find_gaps(
 ) -> Gaps:
     """Cluster ``items``; the biggest ``max_clusters`` clusters, biggest first (ties: first example).
 
-    ``reader`` defaults to ``faq_reader(bot.settings)``. ``add_threshold`` (default: the bot's
+    ``reader`` defaults to ``bot.read`` (how the bot itself reads a message). ``add_threshold`` (default: the bot's
     ``suggest_threshold``, the score at which it would have offered the entry) decides between
     adding the messages to the closest entry and writing a new one.
     """
-    read = reader or faq_reader(bot.settings)
+    read = reader or bot.read
     threshold = bot.settings.suggest_threshold if add_threshold is None else add_threshold
     readings: dict[_Reading, list[GapItem]] = {}
     for item in items:
