@@ -20,7 +20,6 @@ with a plain ``503`` and ``Retry-After``.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import resource
 from collections import OrderedDict
@@ -31,6 +30,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.config import Limits
+from gateway.server.addresses import is_trusted, trusted_networks
 from gateway.service.metrics import METRICS
 
 log = logging.getLogger("gateway.connections")
@@ -60,7 +60,7 @@ class Guard:
         self.max_connections = instance_cap(limits.max_connections)
         self.per_address = limits.max_connections_per_address
         self.header_timeout = limits.header_timeout_s
-        self._trusted = tuple(ipaddress.ip_network(n, strict=False) for n in limits.trusted_proxies)
+        self._trusted = trusted_networks(limits.trusted_proxies)
         self.open = 0
         self.by_address: dict[str, int] = {}
         # connections that have not completed a request's headers, oldest first: the ones to close when full
@@ -70,19 +70,10 @@ class Guard:
     def full(self) -> bool:
         return self.open >= self.max_connections
 
-    def _exempt(self, address: str) -> bool:
-        if not self._trusted or not address:
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in n for n in self._trusted)
-
     def admit(self, conn: Guarded) -> str:
         """'' when admitted (counted), else why not: 'address' or 'instance'."""
         address = conn.address
-        if not self._exempt(address) and self.by_address.get(address, 0) >= self.per_address:
+        if not is_trusted(address, self._trusted) and self.by_address.get(address, 0) >= self.per_address:
             return "address"
         if self.open >= self.max_connections:
             if not self.waiting:

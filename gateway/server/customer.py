@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import ipaddress
 import logging
 import time
 import uuid
@@ -15,6 +13,7 @@ from aiohttp import web
 from gateway.errors import BadFrame, ProtocolError, RateLimited, StoreUnavailable, Unavailable
 from gateway.model import ConvState, Entry, is_platform_customer
 from gateway.protocol import CUSTOMER_TYPES, text_field
+from gateway.server.addresses import client_address
 from gateway.server.context import Context
 from gateway.server.socket import WsOutlet, accept_socket, error_for, forget, read_hello, serve_frames
 from gateway.service.conversations import Opened
@@ -26,35 +25,6 @@ from gateway.service.tokens import check_customer_signature
 log = logging.getLogger("gateway.customer")
 
 MAX_SEQ = 2**53  # the largest seq a JSON client can name exactly
-
-
-@functools.lru_cache(maxsize=8)
-def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
-
-
-def _is_trusted(address: str, nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in n for n in nets)
-
-
-def client_address(request: web.Request, trusted: tuple[str, ...]) -> str:
-    """The address the per-address limits count: the peer address, or, when the peer is a trusted
-    proxy (``[server] trusted_proxies``), the nearest X-Forwarded-For hop that is not one."""
-    remote = request.remote or ""
-    if not trusted:
-        return remote
-    nets = _networks(trusted)
-    if not _is_trusted(remote, nets):
-        return remote  # X-Forwarded-For from anyone else is whatever the client wrote: not read
-    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", ()) for h in v.split(",") if h.strip()]
-    for hop in reversed(hops):  # appended by each proxy in turn: the rightmost untrusted one is the client
-        if not _is_trusted(hop, nets):
-            return hop[:64]
-    return hops[0][:64] if hops else remote
 
 
 class CustomerSession:
