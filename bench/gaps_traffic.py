@@ -19,12 +19,10 @@ import random
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from bench.config import bench_config_text, toml_dumps
-from bench.procs import ROOT, Proc, free_port, wait_http
+from bench.procs import ROOT, start_admin_gateway
 from bench.texts import PREFIXES, SUFFIXES
 
 TOKEN = "gaps-bench-admin"
@@ -78,15 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=13)
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="gaps-"))
-    cfg = tmp / "gateway.toml"
-    raw = tomllib.loads(bench_config_text(ROOT, "memory://", "gaps", 4, 50))
-    raw.setdefault("server", {})["admin_token"] = TOKEN
-    cfg.write_text(toml_dumps(raw), encoding="utf-8")
-    port = free_port()
-    gw = Proc("gateway", [sys.executable, "-m", "gateway", "serve", "--config", str(cfg), "--port", str(port),
-                          "--host", "127.0.0.1"], tmp / "gateway.log")
+    gw, cfg, port = start_admin_gateway(tmp, "gaps", 4, 50, TOKEN)
     try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", proc=gw.p, timeout=60)
         sent = asyncio.run(traffic(f"ws://127.0.0.1:{port}", args.customers, args.messages, args.seed))
         print(f"gaps_traffic: {args.customers} customers, {sent} distinct texts offered")
         out = subprocess.run([sys.executable, "-m", "gateway", "faq", "gaps", "--config", str(cfg), "--since", "1",

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.config import write_bench_config
+from bench.config import bench_config_text, toml_dumps, write_bench_config
 from bench.proc_stats import tree_cpu_s
 from bench.settings import PY, ROOT, Settings
 
@@ -227,3 +227,24 @@ def pick_texts(config_path: Path, st: Settings) -> dict[str, Any]:
     return {"questions": ["什么时候发货"], "handoffs": ["转人工"], "prefixes": [""], "suffixes": [""],
             "note": "fallback texts only (could not check the FAQ with the bot: " + note + ")"}
 
+
+def start_admin_gateway(tmp: Path, namespace: str, agents: int, capacity: int, admin_token: str,
+                        extra: dict[str, Any] | None = None) -> tuple[Proc, Path, int]:
+    """``gateway serve`` of this tree on the memory store, the bench config plus an admin token and
+    ``extra`` tables (e.g. ``{"archive": {...}}``), ready on a free port: (process, config, port)."""
+    import tomllib
+
+    raw = tomllib.loads(bench_config_text(ROOT, "memory://", namespace, agents, capacity))
+    raw.setdefault("server", {})["admin_token"] = admin_token
+    raw.update(extra or {})
+    cfg = tmp / "gateway.toml"
+    cfg.write_text(toml_dumps(raw), encoding="utf-8")
+    port = free_port()
+    gw = Proc("gateway", [PY, "-m", "gateway", "serve", "--config", str(cfg), "--port", str(port),
+                          "--host", "127.0.0.1"], tmp / "gateway.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", proc=gw.p, timeout=60)
+    except Exception:
+        gw.stop()
+        raise
+    return gw, cfg, port

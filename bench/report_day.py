@@ -22,14 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.config import bench_config_text, toml_dumps
-from bench.procs import ROOT, Proc, free_port, wait_http
+from bench.procs import ROOT, start_admin_gateway
 
 TOKEN = "report-day-admin"
 QUESTIONS = ("什么时候发货", "运费多少", "怎么退货", "支持七天无理由吗", "发什么快递", "优惠券怎么用")
@@ -129,16 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "report_day.json"))
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="report-day-"))
-    raw = tomllib.loads(bench_config_text(ROOT, "memory://", "reportday", args.agents, 5))
-    raw.setdefault("server", {})["admin_token"] = TOKEN
-    raw["archive"] = {"url": f"sqlite:///{tmp / 'archive.sqlite3'}"}
-    cfg = tmp / "gateway.toml"
-    cfg.write_text(toml_dumps(raw), encoding="utf-8")
-    port = free_port()
-    gw = Proc("gateway", [sys.executable, "-m", "gateway", "serve", "--config", str(cfg), "--port", str(port),
-                          "--host", "127.0.0.1"], tmp / "gateway.log")
+    gw, cfg, port = start_admin_gateway(tmp, "reportday", args.agents, 5, TOKEN,
+                                        {"archive": {"url": f"sqlite:///{tmp / 'archive.sqlite3'}"}})
     try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", proc=gw.p, timeout=60)
         started = time.time()
         asyncio.run(day(f"ws://127.0.0.1:{port}", port, args))
         iso = lambda t: datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds")  # noqa: E731
