@@ -24,7 +24,7 @@ from gateway.errors import ConfigError
 from gateway.records.errors import ArchiveUnavailable
 from gateway.records.model import Record
 from gateway.records.open import open_archive
-from gateway.records.query import BadParameter, parse_offset, parse_time
+from gateway.records.query import BadParameter, add_period_arguments, parse_offset, parse_time
 
 CSV_COLUMNS = ("id", "customer_id", "customer_name", "channel", "shop", "skill", "priority", "agents",
                "created_at", "handoff_at", "first_response_s", "closed_at", "close_reason", "resolution",
@@ -75,14 +75,9 @@ def main(argv: list[str], default_config: str = "configs/gateway.toml") -> int:
     p = argparse.ArgumentParser(
         prog="gateway export",
         description="Write the archived conversations created in [--from, --to) to stdout, oldest first.")
-    p.add_argument("--config", default=default_config, help=f"TOML config (default {default_config})")
-    p.add_argument("--from", dest="from_", required=True, metavar="DATE",
-                   help="first day, YYYY-MM-DD (midnight at --utc-offset), an ISO date-time or Unix seconds")
-    p.add_argument("--to", required=True, metavar="DATE", help="end, not included (as --from)")
-    p.add_argument("--utc-offset", default="8", metavar="HOURS", help="the days' time zone (default 8: China)")
+    add_period_arguments(p, default_config)
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                    help="jsonl: whole records with their logs (default); csv: one row per conversation")
-    p.add_argument("--archive", help="archive URL (overrides [archive] url)")
     args = p.parse_args(argv)
     try:
         offset = parse_offset(args.utc_offset, "--utc-offset")

@@ -7,6 +7,7 @@ neither repeat nor skip records written while a client pages.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import datetime as dt
@@ -145,3 +146,14 @@ def parse_search(query: Mapping[str, str], repeated: Mapping[str, int] | None = 
         skill=text["skill"], category=text["category"], resolution=resolution, rating_max=rating_max,
         from_ts=from_ts, to_ts=to_ts, q=text["q"])
     return filters, limit, cursor
+
+
+def add_period_arguments(p: argparse.ArgumentParser, default_config: str) -> None:
+    """The arguments ``gateway export`` and ``gateway report`` share: the config, the period and its
+    time zone, and an archive URL overriding the config's."""
+    p.add_argument("--config", default=default_config, help=f"TOML config (default {default_config})")
+    p.add_argument("--from", dest="from_", required=True, metavar="DATE",
+                   help="first day, YYYY-MM-DD (midnight at --utc-offset), an ISO date-time or Unix seconds")
+    p.add_argument("--to", required=True, metavar="DATE", help="end, not included (as --from)")
+    p.add_argument("--utc-offset", default="8", metavar="HOURS", help="the days' time zone (default 8: China)")
+    p.add_argument("--archive", metavar="URL", help="read this archive (overrides [archive] url)")

@@ -14,6 +14,7 @@ from typing import Any
 from gateway.config import load_config
 from gateway.errors import ConfigError
 from gateway.records.figures import GROUPS, ReportOptions
+from gateway.records.query import add_period_arguments
 from gateway.records.report_format import to_csv, to_table
 from gateway.records.reports import FORMATS, config_reopen_s, options_from_query, read_report
 
@@ -43,16 +44,11 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="gateway report",
         description="Service figures of a period from the archive (README: Reports and what each figure means).")
-    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config (default {DEFAULT_CONFIG})")
-    p.add_argument("--from", dest="from_", required=True, metavar="DATE",
-                   help="first day, YYYY-MM-DD (midnight at --utc-offset), an ISO date-time or Unix seconds")
-    p.add_argument("--to", required=True, metavar="DATE", help="end, not included (as --from)")
+    add_period_arguments(p, DEFAULT_CONFIG)
     p.add_argument("--by", choices=GROUPS, help="one row per agent (the last that held it), skill, channel, day "
                                                 "or category")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), json (as GET "
                                                                       "/api/reports) or csv")
-    p.add_argument("--utc-offset", default="8", metavar="HOURS", help="the days' time zone (default 8: China)")
-    p.add_argument("--archive", metavar="URL", help="read this archive (overrides [archive] url)")
     args = p.parse_args(argv)
     try:
         config = load_config(args.config)
