@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import http.server
 import inspect
 import json
 import socket
+import threading
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +167,29 @@ def write_config(tmp: Path, overrides: dict[str, Any] | None = None) -> Path:
     path = tmp / f"gateway-{time.monotonic_ns()}.toml"
     path.write_text(toml_dumps(cfg), encoding="utf-8")
     return path
+
+
+@contextlib.contextmanager
+def other_origin_page(body: bytes) -> Iterator[str]:
+    """Serve ``body`` as an HTML page on ``http://localhost:<port>/``: another origin than the gateway's
+    127.0.0.1 (a shop framing or embedding it). A real loopback server, not a routed fake: Chromium
+    refuses loopback subresources to a page it takes for public (Private Network Access)."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://localhost:{srv.server_address[1]}/"
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -9,12 +9,10 @@ file) also copies them to docs/screenshots/ for the README.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import re
 import shutil
-import threading
 import time
 import tomllib
 import urllib.request
@@ -25,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import DEMO_CONFIG, DEMO_FAQ, ROOT
+from tests.support import DEMO_CONFIG, DEMO_FAQ, ROOT, other_origin_page
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -707,23 +705,8 @@ def shop_page(gateway: Any) -> Iterator[str]:
     """
     body = SHOP_HTML.replace("{GATEWAY}", gateway.http_url).encode()
 
-    class Shop(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Shop)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://localhost:{srv.server_address[1]}/"
-    srv.shutdown()
-    srv.server_close()
+    with other_origin_page(body) as url:
+        yield url
 
 
 def _static_allows_other_origins(url: str) -> bool:

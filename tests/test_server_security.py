@@ -8,9 +8,7 @@ tests/test_pages_browser.py).
 from __future__ import annotations
 
 import hashlib
-import http.server
 import re
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from gateway.errors import ConfigError
 from gateway.server.http import STATIC
 from tests import test_pages_browser as pb
 from tests.conftest import RunningApp
+from tests.support import other_origin_page
 
 AppFactory = Callable[..., Awaitable[RunningApp]]
 ADMIN = {"Authorization": f"Bearer {pb.ADMIN_TOKEN}"}
@@ -208,22 +207,8 @@ def framing_page(gateway: Any) -> Iterator[str]:
     body = (f'<!doctype html><iframe id="chat" src="{gateway.http_url}/"></iframe>'
             f'<iframe id="console" src="{gateway.http_url}/console"></iframe>').encode()
 
-    class Shop(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Shop)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://localhost:{srv.server_address[1]}/"
-    srv.shutdown()
-    srv.server_close()
+    with other_origin_page(body) as url:
+        yield url
 
 
 @pytest.mark.browser
